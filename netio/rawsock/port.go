@@ -1,0 +1,382 @@
+package rawsock
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-lb/switchyard/netio"
+)
+
+const (
+	// ethHeaderLen is the length of an untagged Ethernet header: two MACs and the EtherType.
+	ethHeaderLen = 14
+	// minFrameLen is the shortest Ethernet frame without its FCS; Send pads shorter ones.
+	minFrameLen = 60
+	// minEtherType is the smallest EtherType; smaller values in that field are 802.3 lengths.
+	minEtherType = 0x0600
+)
+
+// Stats are a Port's counters since it was opened (or a Node's over all its ports). They only
+// grow.
+type Stats struct {
+	// FramesReceived counts frames delivered to the handler.
+	FramesReceived uint64
+	// FramesSent counts frames the kernel accepted for transmission.
+	FramesSent uint64
+	// SendErrors counts Send calls that failed: a frame shorter than an Ethernet header or
+	// longer than the MTU, a full transmit queue, a closed port.
+	SendErrors uint64
+	// TruncatedFrames counts received frames larger than the receive buffer; they are dropped.
+	TruncatedFrames uint64
+	// KernelDrops counts frames that passed the port's filter but were dropped by the kernel
+	// because the socket's receive queue was full (the handler was too slow).
+	KernelDrops uint64
+	// ReadErrors counts failed reads from the socket other than its closing.
+	ReadErrors uint64
+}
+
+func (s *Stats) add(o Stats) {
+	s.FramesReceived += o.FramesReceived
+	s.FramesSent += o.FramesSent
+	s.SendErrors += o.SendErrors
+	s.TruncatedFrames += o.TruncatedFrames
+	s.KernelDrops += o.KernelDrops
+	s.ReadErrors += o.ReadErrors
+}
+
+// Port is a netio.Port on an AF_PACKET socket.
+type Port struct {
+	node    *Node
+	ifname  string
+	conn    *packet.Conn
+	raw     syscall.RawConn
+	handler netio.FrameHandler
+
+	received, sent, sendErrors, truncated, readErrors atomic.Uint64
+
+	mu          sync.Mutex // guards groups, kernelDrops and closed
+	groups      map[netip.Addr]int
+	kernelDrops uint64
+	closed      bool
+
+	readerDone chan struct{}
+}
+
+var _ netio.Port = (*Port)(nil)
+
+// OpenPort opens an AF_PACKET socket on the Ethernet interface ifname that receives the frames
+// with cfg.EtherTypes and starts its reader.
+func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error) {
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("rawsock: port on %s: PortConfig.Handler is nil", ifname)
+	}
+	filter, err := portFilter(cfg.EtherTypes)
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
+	}
+	link, err := n.nl.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: port on %s: no such interface: %w", ifname, err)
+	}
+	attrs := link.Attrs()
+	if attrs.EncapType != "ether" {
+		return nil, fmt.Errorf("rawsock: port on %s: not an Ethernet interface (link type %q)", ifname, attrs.EncapType)
+	}
+	// A socket bound to one EtherType is handed only that protocol by the kernel; several need
+	// ETH_P_ALL and the filter to pick them.
+	proto := unix.ETH_P_ALL
+	if len(cfg.EtherTypes) == 1 {
+		proto = int(cfg.EtherTypes[0])
+	}
+	var conn *packet.Conn
+	err = n.inNetNS(func() error {
+		var err error
+		// The filter is attached before bind(2), so no unfiltered frame is ever queued.
+		conn, err = packet.Listen(&net.Interface{Index: attrs.Index, Name: ifname}, packet.Raw, proto, &packet.Config{Filter: filter})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
+	}
+	p := &Port{
+		node:       n,
+		ifname:     ifname,
+		conn:       conn,
+		raw:        raw,
+		handler:    cfg.Handler,
+		groups:     make(map[netip.Addr]int),
+		readerDone: make(chan struct{}),
+	}
+	n.mu.Lock()
+	n.ports[p] = struct{}{}
+	n.mu.Unlock()
+	go p.read(make([]byte, n.bufSize))
+	return p, nil
+}
+
+// portFilter builds the classic BPF program of a port: accept a frame when it was not sent by
+// this host, carries no 802.1Q tag the NIC took off, and has one of etherTypes. A frame too
+// short to hold an EtherType fails the load and is dropped as well.
+func portFilter(etherTypes []uint16) ([]bpf.RawInstruction, error) {
+	if len(etherTypes) == 0 {
+		return nil, errors.New("PortConfig.EtherTypes is empty")
+	}
+	types := slices.Clone(etherTypes)
+	slices.Sort(types)
+	types = slices.Compact(types)
+	// Jump offsets are 8 bits wide.
+	if len(types) > 200 {
+		return nil, fmt.Errorf("PortConfig.EtherTypes has %d entries, at most 200 are supported", len(types))
+	}
+	for _, t := range types {
+		if t < minEtherType {
+			return nil, fmt.Errorf("PortConfig.EtherTypes: 0x%04x is an 802.3 length, not an EtherType (must be at least 0x%04x)", t, minEtherType)
+		}
+	}
+	n := len(types)
+	prog := []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		// Skip the VLAN check, the EtherType load and the n comparisons to reach "drop".
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: uint8(n + 2)},
+		bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: uint8(n + 1)},
+		bpf.LoadAbsolute{Off: 12, Size: 2},
+	}
+	for i, t := range types {
+		// On a match skip the remaining comparisons and "drop" to reach "accept".
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(t), SkipTrue: uint8(n - i)})
+	}
+	prog = append(prog,
+		bpf.RetConstant{Val: 0},              // drop
+		bpf.RetConstant{Val: math.MaxUint32}, // accept the whole frame
+	)
+	return bpf.Assemble(prog)
+}
+
+// read is the port's reader goroutine: it hands every frame to the handler until the socket is
+// closed.
+func (p *Port) read(buf []byte) {
+	defer close(p.readerDone)
+	for {
+		n, err := p.recv(buf)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrClosed), errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, unix.EINTR):
+			continue
+		default:
+			p.readErrors.Add(1)
+			p.node.log.Warn("rawsock: read failed", "interface", p.ifname, "err", err)
+			continue
+		}
+		if n > len(buf) {
+			p.truncated.Add(1)
+			continue
+		}
+		p.received.Add(1)
+		p.handler(netio.Frame{Data: buf[:n]})
+	}
+}
+
+// recv reads one frame into buf and returns its real length, which exceeds len(buf) when the
+// frame was truncated (MSG_TRUNC). It waits in the runtime poller, so Close interrupts it.
+func (p *Port) recv(buf []byte) (int, error) {
+	var (
+		n    int
+		rerr error
+	)
+	err := p.raw.Read(func(fd uintptr) bool {
+		// recvfrom(2) without a source address: the filter already decided everything the
+		// address would tell, and unix.Recvfrom would allocate one per frame.
+		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
+		n, rerr = int(r), nil
+		if errno != 0 {
+			n, rerr = 0, errno
+		}
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// Send transmits frame, padded with zeros to the 60-byte Ethernet minimum. It never waits for
+// room in the socket's send buffer: a full queue is returned as an error.
+func (p *Port) Send(frame []byte) error {
+	err := p.send(frame)
+	if err != nil {
+		p.sendErrors.Add(1)
+		return fmt.Errorf("rawsock: send on %s: %w", p.ifname, err)
+	}
+	p.sent.Add(1)
+	return nil
+}
+
+func (p *Port) send(frame []byte) error {
+	if len(frame) < ethHeaderLen {
+		return fmt.Errorf("frame of %d bytes is shorter than an Ethernet header (%d bytes)", len(frame), ethHeaderLen)
+	}
+	if len(frame) < minFrameLen {
+		var padded [minFrameLen]byte
+		copy(padded[:], frame)
+		frame = padded[:]
+	}
+	var werr error
+	err := p.raw.Write(func(fd uintptr) bool {
+		// write(2) on a bound packet socket sends to the bound interface. Returning true
+		// even on EAGAIN makes a full queue an error instead of a wait.
+		_, werr = unix.Write(int(fd), frame)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// JoinGroup adds group's Ethernet multicast address to the interface's multicast filter. Joins
+// are counted per port; the filter entry stays until as many LeaveGroup calls, or Close.
+func (p *Port) JoinGroup(group netip.Addr) error {
+	mac, err := groupMAC(group)
+	if err != nil {
+		return fmt.Errorf("rawsock: join group on %s: %w", p.ifname, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("rawsock: join group %s on %s: %w", group, p.ifname, net.ErrClosed)
+	}
+	if p.groups[group] == 0 {
+		if err := p.conn.JoinGroup(mac); err != nil {
+			return fmt.Errorf("rawsock: join group %s on %s: %w", group, p.ifname, err)
+		}
+	}
+	p.groups[group]++
+	return nil
+}
+
+// LeaveGroup undoes one JoinGroup of group.
+func (p *Port) LeaveGroup(group netip.Addr) error {
+	mac, err := groupMAC(group)
+	if err != nil {
+		return fmt.Errorf("rawsock: leave group on %s: %w", p.ifname, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("rawsock: leave group %s on %s: %w", group, p.ifname, net.ErrClosed)
+	}
+	switch p.groups[group] {
+	case 0:
+		return fmt.Errorf("rawsock: leave group %s on %s: not joined", group, p.ifname)
+	case 1:
+		if err := p.conn.LeaveGroup(mac); err != nil {
+			return fmt.Errorf("rawsock: leave group %s on %s: %w", group, p.ifname, err)
+		}
+		delete(p.groups, group)
+	default:
+		p.groups[group]--
+	}
+	return nil
+}
+
+// groupMAC maps an IPv6 multicast address to its Ethernet address (RFC 2464 section 7):
+// 33:33 followed by the address's last four bytes.
+func groupMAC(group netip.Addr) (net.HardwareAddr, error) {
+	if !group.Is6() || group.Is4In6() || !group.IsMulticast() {
+		return nil, fmt.Errorf("group %s is not an IPv6 multicast address", group)
+	}
+	a := group.As16()
+	return net.HardwareAddr{0x33, 0x33, a[12], a[13], a[14], a[15]}, nil
+}
+
+// Close stops the reader, waits for it, and closes the socket, which also drops the port's
+// group memberships. It must not be called from the port's own handler.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.collectKernelDrops()
+	p.mu.Unlock()
+
+	err := p.conn.Close()
+	<-p.readerDone
+
+	n := p.node
+	n.mu.Lock()
+	delete(n.ports, p)
+	n.closed.add(p.Stats())
+	n.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("rawsock: close port on %s: %w", p.ifname, err)
+	}
+	return nil
+}
+
+// Stats returns the port's counters.
+func (p *Port) Stats() Stats {
+	p.mu.Lock()
+	if !p.closed {
+		p.collectKernelDrops()
+	}
+	drops := p.kernelDrops
+	p.mu.Unlock()
+	return Stats{
+		FramesReceived:  p.received.Load(),
+		FramesSent:      p.sent.Load(),
+		SendErrors:      p.sendErrors.Load(),
+		TruncatedFrames: p.truncated.Load(),
+		KernelDrops:     drops,
+		ReadErrors:      p.readErrors.Load(),
+	}
+}
+
+// collectKernelDrops adds the socket's drop count to kernelDrops. The kernel resets its counters
+// on every read, hence the accumulation. p.mu must be held.
+func (p *Port) collectKernelDrops() {
+	st, err := p.conn.Stats()
+	if err != nil {
+		p.node.log.Warn("rawsock: read socket statistics", "interface", p.ifname, "err", err)
+		return
+	}
+	p.kernelDrops += uint64(st.Drops)
+}
+
+// Stats returns the sum of the counters of every port the node has opened, closed ones
+// included.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	total := n.closed
+	ports := make([]*Port, 0, len(n.ports))
+	for p := range n.ports {
+		ports = append(ports, p)
+	}
+	n.mu.Unlock()
+	for _, p := range ports {
+		total.add(p.Stats())
+	}
+	return total
+}
