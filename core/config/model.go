@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
+	"sort"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -146,8 +148,10 @@ type Peer struct {
 	BFDProfile            string
 	EnableGracefulRestart bool
 	DisableMP             bool
-	VRF                   string
-	Interface             string
+	// DualStackAddressFamily enables both address families on the session.
+	DualStackAddressFamily bool
+	VRF                    string
+	Interface              string
 }
 
 // BFDProfile is a BFDProfile with MetalLB's defaults applied.
@@ -160,4 +164,160 @@ type BFDProfile struct {
 	EchoMode         bool
 	PassiveMode      bool
 	MinimumTTL       uint32 // default 254
+}
+
+// Family is an IP address family.
+type Family int
+
+// Address families, numbered as in "IPv4" and "IPv6".
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "IPv4"
+	case IPv6:
+		return "IPv6"
+	}
+	return fmt.Sprintf("Family(%d)", int(f))
+}
+
+// FamilyOf returns the family of a valid address.
+func FamilyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// Family is the range's address family.
+func (r AddressRange) Family() Family { return FamilyOf(r.First) }
+
+// String gives the range as it would be written in a pool: the CIDR when there is one,
+// "first-last" otherwise.
+func (r AddressRange) String() string {
+	if r.CIDR.IsValid() {
+		return r.CIDR.String()
+	}
+	return r.First.String() + "-" + r.Last.String()
+}
+
+// Prefixes splits the range into the fewest CIDR prefixes that cover exactly its addresses,
+// in address order. A range written as a CIDR gives that CIDR back.
+func (r AddressRange) Prefixes() []netip.Prefix {
+	if r.CIDR.IsValid() {
+		return []netip.Prefix{r.CIDR}
+	}
+	var out []netip.Prefix
+	start := r.First
+	for start.IsValid() && start.Compare(r.Last) <= 0 {
+		// The largest block starting at start that is aligned and ends by r.Last.
+		p := netip.PrefixFrom(start, start.BitLen())
+		for bits := 0; bits <= start.BitLen(); bits++ {
+			cand := netip.PrefixFrom(start, bits)
+			if cand.Masked().Addr() == start && lastAddr(cand).Compare(r.Last) <= 0 {
+				p = cand
+				break
+			}
+		}
+		out = append(out, p)
+		start = lastAddr(p).Next() // invalid after the family's last address, which ends the loop
+	}
+	return out
+}
+
+// Contains reports whether a is one of the pool's addresses.
+func (p *Pool) Contains(a netip.Addr) bool {
+	for _, r := range p.Ranges {
+		if r.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasFamily reports whether the pool has addresses of family f.
+func (p *Pool) HasFamily(f Family) bool {
+	for _, r := range p.Ranges {
+		if r.Family() == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Pool returns the pool with the given name, or nil.
+func (c *Config) Pool(name string) *Pool {
+	i := sort.Search(len(c.Pools), func(i int) bool { return c.Pools[i].Name >= name })
+	if i < len(c.Pools) && c.Pools[i].Name == name {
+		return c.Pools[i]
+	}
+	return nil
+}
+
+// PoolFor returns the pool that holds address a, or nil. Pools never overlap, so there is at
+// most one.
+func (c *Config) PoolFor(a netip.Addr) *Pool {
+	for _, p := range c.Pools {
+		if p.Contains(a) {
+			return p
+		}
+	}
+	return nil
+}
+
+// Peer returns the BGP peer with the given name, or nil.
+func (c *Config) Peer(name string) *Peer {
+	i := sort.Search(len(c.Peers), func(i int) bool { return c.Peers[i].Name >= name })
+	if i < len(c.Peers) && c.Peers[i].Name == name {
+		return c.Peers[i]
+	}
+	return nil
+}
+
+// BFDProfile returns the BFD profile with the given name, or nil.
+func (c *Config) BFDProfile(name string) *BFDProfile {
+	i := sort.Search(len(c.BFDProfiles), func(i int) bool { return c.BFDProfiles[i].Name >= name })
+	if i < len(c.BFDProfiles) && c.BFDProfiles[i].Name == name {
+		return c.BFDProfiles[i]
+	}
+	return nil
+}
+
+// IBGP reports whether the session is internal BGP: the peer's ASN is ours, or dynamicASN is
+// "internal".
+func (p *Peer) IBGP() bool {
+	if p.DynamicASN != DynamicASNNone {
+		return p.DynamicASN == DynamicASNInternal
+	}
+	return p.ASN == p.MyASN
+}
+
+// String formats the community as it is written in a BGPAdvertisement: "a:b" or
+// "large:a:b:c".
+func (c Community) String() string {
+	if c.Large {
+		return fmt.Sprintf("large:%d:%d:%d", c.GlobalAdmin, c.Local1, c.Local2)
+	}
+	return fmt.Sprintf("%d:%d", c.Standard>>16, c.Standard&0xffff)
+}
+
+// Less orders standard communities before large ones, each by value.
+func (c Community) Less(o Community) bool {
+	if c.Large != o.Large {
+		return !c.Large
+	}
+	if !c.Large {
+		return c.Standard < o.Standard
+	}
+	if c.GlobalAdmin != o.GlobalAdmin {
+		return c.GlobalAdmin < o.GlobalAdmin
+	}
+	if c.Local1 != o.Local1 {
+		return c.Local1 < o.Local1
+	}
+	return c.Local2 < o.Local2
 }

@@ -1,0 +1,280 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchyard-lb/switchyard/api/v1beta1"
+	"github.com/switchyard-lb/switchyard/api/v1beta2"
+)
+
+// Source is one YAML stream to load: the contents of a file, or of any other input, and the
+// name problems are reported under.
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// Result is what Load found in its sources.
+type Result struct {
+	// Config is the validated configuration; nil when Load returned an error.
+	Config *Config
+	// Objects are the decoded metallb.io objects the Config was built from.
+	Objects Objects
+	// Services and Namespaces are the core/v1 objects found next to the configuration; they
+	// let `switchyard validate --plan` show what a configuration does to a set of Services.
+	Services   []*corev1.Service
+	Namespaces []*corev1.Namespace
+	// MetalLBs are the operator's MetalLB objects; they do not take part in the Config.
+	MetalLBs []*v1beta1.MetalLB
+	// Warnings are problems that do not invalidate the configuration: unknown fields, kinds
+	// Switchyard does not read, references to missing BFD profiles, pools or peers.
+	Warnings []*Error
+}
+
+// LoadFiles reads the named files and loads them as Load does. A file that cannot be read is
+// an error of its own (not an Errors), returned before anything is validated.
+func LoadFiles(paths ...string) (*Result, error) {
+	sources := make([]Source, 0, len(paths))
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, Source{Name: path, Data: data})
+	}
+	return Load(sources...)
+}
+
+// Load decodes the multi-document YAML of the sources — the same manifests a user applies
+// with kubectl, including kind: List — and builds the configuration with Build.
+//
+// Every problem is reported: when the configuration is invalid the error is an Errors listing
+// all of them, each naming the document ("file.yaml#3" is the third document of file.yaml),
+// kind, namespace/name, field and reason. The Result is never nil, so that its warnings can be
+// shown either way; its Config is nil on error.
+func Load(sources ...Source) (*Result, error) {
+	l := &loader{res: &Result{}, origins: map[objectKey][]string{}}
+	for _, src := range sources {
+		l.loadSource(src)
+	}
+	cfg, warnings, err := Build(&l.res.Objects)
+	var buildErrs Errors
+	if err != nil {
+		buildErrs = err.(Errors)
+	}
+	for _, e := range buildErrs {
+		l.errs = append(l.errs, l.withOrigin(e))
+	}
+	for _, w := range warnings {
+		l.warnings = append(l.warnings, l.withOrigin(w))
+	}
+	l.res.Warnings = l.warnings
+	if err := l.errs.errorsOrNil(); err != nil {
+		return l.res, err
+	}
+	l.res.Config = cfg
+	return l.res, nil
+}
+
+// objectKey identifies an object for mapping Build's problems back to documents.
+type objectKey struct {
+	kind, namespace, name string
+}
+
+type loader struct {
+	problems
+	res *Result
+	// origins lists the documents each object was decoded from; more than one when the same
+	// object is defined twice.
+	origins map[objectKey][]string
+}
+
+func (l *loader) withOrigin(e *Error) *Error {
+	if e.Source == "" {
+		e.Source = strings.Join(l.origins[objectKey{e.Kind, e.Namespace, e.Name}], ", ")
+	}
+	return e
+}
+
+func (l *loader) loadSource(src Source) {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(src.Data)))
+	for n := 1; ; n++ {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		where := fmt.Sprintf("%s#%d", src.Name, n)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: where, Reason: "reading YAML: " + err.Error()})
+			return
+		}
+		data, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: where, Reason: "invalid YAML: " + err.Error()})
+			continue
+		}
+		l.decodeDocument(where, data)
+	}
+}
+
+// header is the part of every Kubernetes object that says what it is.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// decodeDocument decodes one document, given as JSON, by its apiVersion and kind.
+func (l *loader) decodeDocument(where string, data []byte) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return // an empty document, e.g. after a trailing "---"
+	}
+	if data[0] != '{' {
+		l.errs = append(l.errs, &Error{Source: where, Reason: "not an object: a document must be a YAML mapping with apiVersion and kind"})
+		return
+	}
+	var h header
+	if err := json.Unmarshal(data, &h); err != nil {
+		l.errs = append(l.errs, &Error{Source: where, Reason: "cannot read apiVersion, kind and metadata: " + err.Error()})
+		return
+	}
+	e := &Error{Source: where, Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name}
+	if h.APIVersion == "" || h.Kind == "" {
+		e.Reason = "missing apiVersion or kind"
+		l.errs = append(l.errs, e)
+		return
+	}
+
+	key := objectKey{h.Kind, h.Metadata.Namespace, h.Metadata.Name}
+	switch h.APIVersion + " " + h.Kind {
+	case "metallb.io/v1beta1 IPAddressPool":
+		decodeAppend(l, e, data, &l.res.Objects.Pools)
+	case "metallb.io/v1beta1 L2Advertisement":
+		decodeAppend(l, e, data, &l.res.Objects.L2Advertisements)
+	case "metallb.io/v1beta1 BGPAdvertisement":
+		decodeAppend(l, e, data, &l.res.Objects.BGPAdvertisements)
+	case "metallb.io/v1beta2 BGPPeer":
+		decodeAppend(l, e, data, &l.res.Objects.Peers)
+	case "metallb.io/v1beta1 BGPPeer":
+		var old v1beta1.BGPPeer
+		var peer v1beta2.BGPPeer
+		if !l.decode(e, data, &old) {
+			break
+		}
+		if err := old.ConvertToV1beta2(&peer); err != nil {
+			e.Reason = err.Error()
+			l.errs = append(l.errs, e)
+			break
+		}
+		l.res.Objects.Peers = append(l.res.Objects.Peers, peer)
+	case "metallb.io/v1beta1 BFDProfile":
+		decodeAppend(l, e, data, &l.res.Objects.BFDProfiles)
+	case "metallb.io/v1beta1 Community":
+		decodeAppend(l, e, data, &l.res.Objects.Communities)
+	case "metallb.io/v1beta1 MetalLB":
+		obj := &v1beta1.MetalLB{}
+		if l.decode(e, data, obj) {
+			l.res.MetalLBs = append(l.res.MetalLBs, obj)
+		}
+	case "metallb.io/v1beta1 ServiceL2Status", "metallb.io/v1beta1 ServiceBGPStatus", "metallb.io/v1beta1 ConfigurationState":
+		// Status objects are written by Switchyard itself; they are checked and not used.
+		var obj any
+		switch h.Kind {
+		case "ServiceL2Status":
+			obj = &v1beta1.ServiceL2Status{}
+		case "ServiceBGPStatus":
+			obj = &v1beta1.ServiceBGPStatus{}
+		default:
+			obj = &v1beta1.ConfigurationState{}
+		}
+		l.decode(e, data, obj)
+	case "v1 Service":
+		obj := &corev1.Service{}
+		if l.decode(e, data, obj) {
+			l.res.Services = append(l.res.Services, obj)
+		}
+	case "v1 Namespace":
+		obj := &corev1.Namespace{}
+		if l.decode(e, data, obj) {
+			l.res.Namespaces = append(l.res.Namespaces, obj)
+		}
+	case "v1 Secret":
+		decodeAppend(l, e, data, &l.res.Objects.Secrets)
+	case "v1 List":
+		var list struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(data, &list); err != nil {
+			e.Reason = "items: " + err.Error()
+			l.errs = append(l.errs, e)
+			break
+		}
+		for i, item := range list.Items {
+			l.decodeDocument(fmt.Sprintf("%s items[%d]", where, i), item)
+		}
+		return
+	default:
+		if group, _, _ := strings.Cut(h.APIVersion, "/"); group == v1beta1.GroupVersion.Group {
+			e.Reason = fmt.Sprintf("unknown kind %s in %s: metallb.io defines IPAddressPool, L2Advertisement, BGPAdvertisement, BFDProfile, Community, MetalLB and the status kinds in v1beta1, BGPPeer in v1beta1 and v1beta2", h.Kind, h.APIVersion)
+			if h.Kind == "AddressPool" {
+				e.Reason = "AddressPool was removed in MetalLB 0.13: use IPAddressPool with L2Advertisement or BGPAdvertisement"
+			}
+			l.errs = append(l.errs, e)
+			return
+		}
+		e.Reason = fmt.Sprintf("%s %s is not a kind Switchyard reads; ignored", h.APIVersion, h.Kind)
+		l.warnings = append(l.warnings, e)
+		return
+	}
+	l.origins[key] = append(l.origins[key], where)
+}
+
+// decodeAppend decodes data as a T and appends it to list when it decodes.
+func decodeAppend[T any](l *loader, e *Error, data []byte, list *[]T) {
+	var obj T
+	if l.decode(e, data, &obj) {
+		*list = append(*list, obj)
+	}
+}
+
+// strictProblem matches the strict-decoding errors of sigs.k8s.io/json, which name the field.
+var strictProblem = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
+
+// decode decodes data into obj, case-sensitively as the API server does. A value of the wrong
+// type is an error; unknown and duplicate fields are warnings, one per field. It reports
+// whether obj was decoded.
+func (l *loader) decode(e *Error, data []byte, obj any) bool {
+	strictErrs, err := kjson.UnmarshalStrict(data, obj, kjson.DisallowUnknownFields, kjson.DisallowDuplicateFields)
+	if err != nil {
+		e.Reason = err.Error()
+		l.errs = append(l.errs, e)
+		return false
+	}
+	for _, se := range strictErrs {
+		w := *e
+		if m := strictProblem.FindStringSubmatch(se.Error()); m != nil {
+			w.Field, w.Reason = m[2], m[1]+" field; ignored"
+		} else {
+			w.Reason = se.Error()
+		}
+		l.warnings = append(l.warnings, &w)
+	}
+	return true
+}
