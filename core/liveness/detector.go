@@ -1,0 +1,511 @@
+package liveness
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"net"
+	"slices"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultInterval      = 100 * time.Millisecond
+	DefaultMultiplier    = 3
+	DefaultRise          = 3
+	DefaultMaxMultiplier = 10
+)
+
+// falseDeathProbability bounds how likely it may be, given the loss rate observed on a peer's
+// heartbeats, that a live peer's heartbeats are all lost for the whole detection time. The
+// detection time grows (up to MaxMultiplier intervals) until the chance of that many heartbeats
+// in a row being lost is at most this.
+const falseDeathProbability = 1e-8
+
+// lossWindow is how many of a peer's most recent sequence numbers the loss estimate covers, and
+// minLossSamples how many loss-free ones in a row prove a clean path.
+const (
+	lossWindow     = 64
+	minLossSamples = 32
+)
+
+// Config configures a Detector.
+type Config struct {
+	// NodeName is this speaker's node name, sent in every heartbeat.
+	NodeName string
+	// Incarnation identifies this run of the speaker; it must be greater than that of every
+	// earlier run on the node (e.g. the wall clock in nanoseconds at start), or peers drop the
+	// new run's heartbeats as replays until its sequence numbers pass the old ones.
+	Incarnation uint64
+	// Key is the shared secret heartbeats are authenticated with. It must not be empty.
+	Key []byte
+	// Interval is how often a heartbeat is sent on each interface (default 100 ms).
+	Interval time.Duration
+	// Multiplier is how many intervals without a heartbeat make a peer dead (default 3). On a
+	// clean segment a peer is declared dead exactly Multiplier × its advertised interval after
+	// its last heartbeat.
+	Multiplier int
+	// MaxMultiplier caps how far the detection time stretches when a peer's heartbeats are
+	// being lost at random (default 10; at least Multiplier). See Detector.
+	MaxMultiplier int
+	// Rise is how many heartbeats with consecutive sequence numbers a dead or new peer must send
+	// before it counts as alive (default 3).
+	Rise int
+}
+
+func (c *Config) applyDefaults() error {
+	if c.NodeName == "" || len(c.NodeName) > MaxNodeNameLen {
+		return fmt.Errorf("liveness: NodeName %q must have 1..%d bytes", c.NodeName, MaxNodeNameLen)
+	}
+	if len(c.Key) == 0 {
+		return errors.New("liveness: Key must not be empty")
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Interval < time.Millisecond || c.Interval > time.Minute {
+		return fmt.Errorf("liveness: Interval %v is outside 1ms..1m", c.Interval)
+	}
+	if c.Multiplier == 0 {
+		c.Multiplier = DefaultMultiplier
+	}
+	if c.MaxMultiplier == 0 {
+		c.MaxMultiplier = max(DefaultMaxMultiplier, c.Multiplier)
+	}
+	if c.Rise == 0 {
+		c.Rise = DefaultRise
+	}
+	if c.Multiplier < 1 || c.Multiplier > 255 {
+		return fmt.Errorf("liveness: Multiplier %d is outside 1..255", c.Multiplier)
+	}
+	if c.MaxMultiplier < c.Multiplier || c.MaxMultiplier > 255 {
+		return fmt.Errorf("liveness: MaxMultiplier %d is outside Multiplier (%d)..255", c.MaxMultiplier, c.Multiplier)
+	}
+	if c.Rise < 1 || c.Rise > 255 {
+		return fmt.Errorf("liveness: Rise %d is outside 1..255", c.Rise)
+	}
+	return nil
+}
+
+// Reason says why a peer changed state.
+type Reason uint8
+
+// Reasons for an Event.
+const (
+	// ReasonRise: the peer sent Rise heartbeats in a row.
+	ReasonRise Reason = iota + 1
+	// ReasonTimeout: no heartbeat for the detection time.
+	ReasonTimeout
+	// ReasonLeave: the peer said it is shutting down.
+	ReasonLeave
+	// ReasonLinkDown: our own interface to the segment went down or was removed.
+	ReasonLinkDown
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonRise:
+		return "rise"
+	case ReasonTimeout:
+		return "timeout"
+	case ReasonLeave:
+		return "leave"
+	case ReasonLinkDown:
+		return "link-down"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// Event reports that a peer became alive or dead on one interface's segment.
+type Event struct {
+	Interface string
+	Node      string
+	Alive     bool
+	Reason    Reason
+}
+
+func (e Event) String() string {
+	state := "dead"
+	if e.Alive {
+		state = "alive"
+	}
+	return fmt.Sprintf("%s on %s: %s (%s)", e.Node, e.Interface, state, e.Reason)
+}
+
+// Transmit is a frame to send on an interface.
+type Transmit struct {
+	Interface string
+	Frame     []byte
+}
+
+// Counters count received heartbeat frames by outcome.
+type Counters struct {
+	// Accepted heartbeats were authentic and new.
+	Accepted uint64
+	// Malformed frames were not heartbeats we understand.
+	Malformed uint64
+	// BadMAC heartbeats failed authentication.
+	BadMAC uint64
+	// Replayed heartbeats were authentic but not newer than one already accepted from the same
+	// node on the same interface (or belonged to an incarnation that had left).
+	Replayed uint64
+	// Self heartbeats carried our own node name (another NIC of ours on the same segment).
+	Self uint64
+	// NoInterface frames arrived on an interface that is unknown or down.
+	NoInterface uint64
+}
+
+// Detector detects, per segment, which peer speakers are alive, from heartbeats on the data
+// path. It is sans-I/O: received frames and the passage of time go in through HandleFrame and
+// Tick, heartbeats to send and state changes come out as return values, and NextDeadline says
+// when Tick must be called next. It is not safe for concurrent use.
+//
+// Liveness is kept per interface: a peer heard on eth1 but not on eth2 is alive on eth1's
+// segment only, whatever the Kubernetes API says about its node.
+//
+// Going dead: a peer whose last 32 or more heartbeats all arrived is dead when nothing was heard
+// from it for Multiplier × its advertised interval (exactly; 300 ms with the defaults). While
+// its heartbeats show random loss, or it has been heard for less than 32 intervals, the
+// detection time stretches to the smallest number of intervals whose all being lost has a
+// probability of at most 10⁻⁸ at the (pessimistically) estimated loss rate, capped at
+// MaxMultiplier intervals. Without that, 20 % random loss would lose three heartbeats in a row
+// about every 15 s and the peer would flap, each flap a brief split brain over its VIPs; a dead
+// peer is still found within MaxMultiplier intervals (1 s with the defaults). The cap bounds
+// what loss can be tolerated: at 20 % loss ten heartbeats in a row are lost with probability
+// 10⁻⁷, a false death about every two weeks of continuous loss (measured: no flap in 1000 seeded
+// five-minute runs).
+//
+// Coming alive: a new or dead peer is alive after Rise heartbeats with consecutive sequence
+// numbers, so a peer that is heard only now and then does not bounce in and out.
+type Detector struct {
+	cfg        Config
+	interfaces map[string]*segment
+	names      []string // interface names, sorted, for deterministic output
+	counters   Counters
+}
+
+// segment is what the detector knows about one of our interfaces.
+type segment struct {
+	mac      net.HardwareAddr
+	up       bool
+	sequence uint64 // last sequence sent
+	nextSend time.Time
+	peers    map[string]*peer
+}
+
+// peer is what the detector knows about one peer on one segment.
+type peer struct {
+	incarnation uint64
+	sequence    uint64 // highest accepted in incarnation
+	firstSeq    uint64 // first accepted in incarnation, bounds the loss window
+	received    uint64 // bit i set: sequence-i was received
+	left        bool   // incarnation ended with a leave
+	alive       bool
+	streak      int // consecutive sequence numbers received
+	lastHeard   time.Time
+	interval    time.Duration // advertised
+}
+
+// NewDetector returns a Detector with no interfaces.
+func NewDetector(cfg Config) (*Detector, error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	cfg.Key = slices.Clone(cfg.Key)
+	return &Detector{cfg: cfg, interfaces: map[string]*segment{}}, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (d *Detector) Config() Config { return d.cfg }
+
+// Counters returns the frame counters.
+func (d *Detector) Counters() Counters { return d.counters }
+
+// AddInterface starts heartbeats on an interface that carries VIPs, with its hardware address
+// and link state. The first heartbeat is due at now. Adding a known interface updates its MAC
+// and link state as SetLink does and returns the same events.
+func (d *Detector) AddInterface(name string, mac net.HardwareAddr, up bool, now time.Time) ([]Event, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("liveness: interface %s: hardware address %v is not 6 bytes", name, mac)
+	}
+	if s, ok := d.interfaces[name]; ok {
+		s.mac = slices.Clone(mac)
+		return d.SetLink(name, up, now), nil
+	}
+	d.interfaces[name] = &segment{mac: slices.Clone(mac), up: up, nextSend: now, peers: map[string]*peer{}}
+	i, _ := slices.BinarySearch(d.names, name)
+	d.names = slices.Insert(d.names, i, name)
+	return nil, nil
+}
+
+// RemoveInterface stops heartbeats on an interface and forgets its peers. Peers alive there are
+// reported dead with ReasonLinkDown.
+func (d *Detector) RemoveInterface(name string) []Event {
+	s, ok := d.interfaces[name]
+	if !ok {
+		return nil
+	}
+	events := s.killAll(name, nil)
+	delete(d.interfaces, name)
+	i, _ := slices.BinarySearch(d.names, name)
+	d.names = slices.Delete(d.names, i, i+1)
+	return events
+}
+
+// SetLink records an interface's link state. Going down marks every peer alive there dead
+// (ReasonLinkDown) and pauses heartbeats; coming up resumes them at once, and peers must rise
+// again.
+func (d *Detector) SetLink(name string, up bool, now time.Time) []Event {
+	s, ok := d.interfaces[name]
+	if !ok || s.up == up {
+		return nil
+	}
+	s.up = up
+	if up {
+		s.nextSend = now
+		return nil
+	}
+	return s.killAll(name, nil)
+}
+
+func (s *segment) killAll(ifname string, events []Event) []Event {
+	for _, node := range sortedKeys(s.peers) {
+		p := s.peers[node]
+		p.streak = 0
+		if p.alive {
+			p.alive = false
+			events = append(events, Event{Interface: ifname, Node: node, Alive: false, Reason: ReasonLinkDown})
+		}
+	}
+	return events
+}
+
+// Alive reports whether node is alive on interface ifname's segment.
+func (d *Detector) Alive(ifname, node string) bool {
+	s, ok := d.interfaces[ifname]
+	if !ok {
+		return false
+	}
+	p, ok := s.peers[node]
+	return ok && p.alive
+}
+
+// AlivePeers returns the peers alive on interface ifname's segment, sorted.
+func (d *Detector) AlivePeers(ifname string) []string {
+	s, ok := d.interfaces[ifname]
+	if !ok {
+		return nil
+	}
+	var nodes []string
+	for node, p := range s.peers {
+		if p.alive {
+			nodes = append(nodes, node)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
+}
+
+// HandleFrame processes one received heartbeat frame from interface ifname and returns the state
+// change it causes, if any. Frames that are malformed, fail authentication or are replays are
+// counted and dropped.
+func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Event, bool) {
+	s, ok := d.interfaces[ifname]
+	if !ok || !s.up {
+		d.counters.NoInterface++
+		return Event{}, false
+	}
+	h, _, err := ParseFrame(frame, d.cfg.Key)
+	switch {
+	case errors.Is(err, ErrBadMAC):
+		d.counters.BadMAC++
+		return Event{}, false
+	case err != nil:
+		d.counters.Malformed++
+		return Event{}, false
+	}
+	if h.NodeName == d.cfg.NodeName {
+		d.counters.Self++
+		return Event{}, false
+	}
+	p := s.peers[h.NodeName]
+	if p == nil {
+		p = &peer{}
+		s.peers[h.NodeName] = p
+	}
+	if !p.accept(&h) {
+		d.counters.Replayed++
+		return Event{}, false
+	}
+	d.counters.Accepted++
+	p.lastHeard = now
+	p.interval = h.Interval
+	if p.interval <= 0 {
+		p.interval = d.cfg.Interval
+	}
+	if h.Type == TypeLeave {
+		p.left = true
+		p.streak = 0
+		if p.alive {
+			p.alive = false
+			return Event{Interface: ifname, Node: h.NodeName, Alive: false, Reason: ReasonLeave}, true
+		}
+		return Event{}, false
+	}
+	if !p.alive && p.streak >= d.cfg.Rise {
+		p.alive = true
+		return Event{Interface: ifname, Node: h.NodeName, Alive: true, Reason: ReasonRise}, true
+	}
+	return Event{}, false
+}
+
+// accept applies anti-replay: it reports whether h is newer than anything accepted from this
+// peer, and if so records it.
+func (p *peer) accept(h *Heartbeat) bool {
+	if h.Sequence == 0 {
+		return false // sequences start at 1; 0 never comes from a correct sender
+	}
+	switch {
+	case p.sequence == 0 || h.Incarnation > p.incarnation:
+		// First heartbeat, or the peer restarted: a new incarnation starts a new sequence space.
+		p.incarnation = h.Incarnation
+		p.sequence = h.Sequence
+		p.firstSeq = h.Sequence
+		p.received = 1
+		p.left = false
+		p.streak = 1
+		return true
+	case h.Incarnation < p.incarnation || p.left || h.Sequence <= p.sequence:
+		return false
+	}
+	gap := h.Sequence - p.sequence
+	if gap == 1 {
+		p.streak++
+	} else {
+		p.streak = 1
+	}
+	if gap >= lossWindow {
+		p.received = 0
+	} else {
+		p.received <<= gap
+	}
+	p.received |= 1
+	p.sequence = h.Sequence
+	return true
+}
+
+// detectMultiplier returns how many advertised intervals of silence make p dead: Multiplier
+// once at least minLossSamples heartbeats in a row arrived without a loss, more while the path
+// is young or lossy (see Detector).
+//
+// The loss rate is estimated over the last lossWindow sequence numbers as (lost+2)/(span+2): the
+// two phantom losses keep the estimate pessimistic when it rests on few samples, so a peer that
+// has just been heard for the first time is not declared dead by the first unlucky run of losses.
+func (p *peer) detectMultiplier(cfg *Config) int {
+	span := min(p.sequence-p.firstSeq+1, lossWindow)
+	window := p.received
+	if span < lossWindow {
+		window &= 1<<span - 1
+	}
+	lost := int(span) - bits.OnesCount64(window)
+	if lost == 0 && span >= minLossSamples {
+		return cfg.Multiplier
+	}
+	lossRate := float64(lost+2) / float64(span+2)
+	if lossRate >= 1 {
+		return cfg.MaxMultiplier
+	}
+	k := int(math.Ceil(math.Log(falseDeathProbability) / math.Log(lossRate)))
+	return min(max(k, cfg.Multiplier), cfg.MaxMultiplier)
+}
+
+// deadline returns when p is dead if nothing more is heard from it.
+func (p *peer) deadline(cfg *Config) time.Time {
+	return p.lastHeard.Add(time.Duration(p.detectMultiplier(cfg)) * p.interval)
+}
+
+// Tick advances time to now: it returns the heartbeats due on each interface that is up and the
+// peers that went dead. Call it at NextDeadline (calling it earlier or more often is harmless).
+func (d *Detector) Tick(now time.Time) ([]Transmit, []Event) {
+	var out []Transmit
+	var events []Event
+	for _, name := range d.names {
+		s := d.interfaces[name]
+		if !s.up {
+			continue
+		}
+		if !now.Before(s.nextSend) {
+			out = append(out, Transmit{Interface: name, Frame: d.nextFrame(s, TypeHello)})
+			// Keep the cadence; after a long stall, restart it from now rather than burst.
+			s.nextSend = s.nextSend.Add(d.cfg.Interval)
+			if !now.Before(s.nextSend) {
+				s.nextSend = now.Add(d.cfg.Interval)
+			}
+		}
+		for _, node := range sortedKeys(s.peers) {
+			p := s.peers[node]
+			if p.alive && !now.Before(p.deadline(&d.cfg)) {
+				p.alive = false
+				p.streak = 0
+				events = append(events, Event{Interface: name, Node: node, Alive: false, Reason: ReasonTimeout})
+			}
+		}
+	}
+	return out, events
+}
+
+// NextDeadline returns when Tick must next be called, or the zero Time if nothing is pending.
+func (d *Detector) NextDeadline() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, s := range d.interfaces {
+		if !s.up {
+			continue
+		}
+		earliest(s.nextSend)
+		for _, p := range s.peers {
+			if p.alive {
+				earliest(p.deadline(&d.cfg))
+			}
+		}
+	}
+	return next
+}
+
+// Leave returns a leave heartbeat for every interface that is up, to send on graceful shutdown
+// so peers take over at once. After Leave the detector stops sending.
+func (d *Detector) Leave() []Transmit {
+	var out []Transmit
+	for _, name := range d.names {
+		s := d.interfaces[name]
+		if !s.up {
+			continue
+		}
+		out = append(out, Transmit{Interface: name, Frame: d.nextFrame(s, TypeLeave)})
+		s.up = false
+	}
+	return out
+}
+
+// nextFrame builds the next heartbeat frame for segment s. The node name, interval and MAC were
+// validated by NewDetector and AddInterface, so the unchecked encoder is safe.
+func (d *Detector) nextFrame(s *segment, t MessageType) []byte {
+	s.sequence++
+	h := Heartbeat{Type: t, NodeName: d.cfg.NodeName, Incarnation: d.cfg.Incarnation, Sequence: s.sequence, Interval: d.cfg.Interval}
+	return h.appendUnchecked(h.ethernetHeader(s.mac), d.cfg.Key)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
