@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,8 +35,8 @@ type Stats struct {
 	FramesReceived uint64
 	// FramesSent counts frames the kernel accepted for transmission.
 	FramesSent uint64
-	// SendErrors counts Send calls that failed: a frame shorter than an Ethernet header or
-	// longer than the MTU, a full transmit queue, a closed port.
+	// SendErrors counts Send calls on an open port that failed: a frame shorter than an
+	// Ethernet header or longer than the MTU, a full transmit queue.
 	SendErrors uint64
 	// TruncatedFrames counts received frames larger than the receive buffer; they are dropped.
 	TruncatedFrames uint64
@@ -66,6 +65,9 @@ type Port struct {
 	handler netio.FrameHandler
 
 	received, sent, sendErrors, truncated, readErrors atomic.Uint64
+	// closing is set by Close before the socket is closed: errors after it are the closing,
+	// not failures.
+	closing atomic.Bool
 
 	mu          sync.Mutex // guards groups, kernelDrops and closed
 	groups      map[netip.Addr]int
@@ -95,17 +97,14 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 	if attrs.EncapType != "ether" {
 		return nil, fmt.Errorf("rawsock: port on %s: not an Ethernet interface (link type %q)", ifname, attrs.EncapType)
 	}
-	// A socket bound to one EtherType is handed only that protocol by the kernel; several need
-	// ETH_P_ALL and the filter to pick them.
-	proto := unix.ETH_P_ALL
-	if len(cfg.EtherTypes) == 1 {
-		proto = int(cfg.EtherTypes[0])
-	}
 	var conn *packet.Conn
 	err = n.inNetNS(func() error {
 		var err error
-		// The filter is attached before bind(2), so no unfiltered frame is ever queued.
-		conn, err = packet.Listen(&net.Interface{Index: attrs.Index, Name: ifname}, packet.Raw, proto, &packet.Config{Filter: filter})
+		// ETH_P_ALL even for a single EtherType: such a socket sees a frame before the kernel
+		// strips a VLAN tag that no VLAN interface claims (and marks the frame
+		// PACKET_OTHERHOST), so the filter can still tell it is not of this segment. The
+		// filter is attached before bind(2), so no unfiltered frame is ever queued.
+		conn, err = packet.Listen(&net.Interface{Index: attrs.Index, Name: ifname}, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: filter})
 		return err
 	})
 	if err != nil {
@@ -115,6 +114,17 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
+	}
+	// The filter already drops the host's outgoing frames; PACKET_IGNORE_OUTGOING (Linux 4.20)
+	// spares the kernel copying every transmitted packet to the socket just to drop it.
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		n.log.Debug("rawsock: PACKET_IGNORE_OUTGOING not available; the filter drops outgoing frames", "interface", ifname, "err", serr)
 	}
 	p := &Port{
 		node:       n,
@@ -179,7 +189,7 @@ func (p *Port) read(buf []byte) {
 		n, err := p.recv(buf)
 		switch {
 		case err == nil:
-		case errors.Is(err, os.ErrClosed), errors.Is(err, net.ErrClosed):
+		case p.closing.Load():
 			return
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -223,6 +233,9 @@ func (p *Port) recv(buf []byte) (int, error) {
 // Send transmits frame, padded with zeros to the 60-byte Ethernet minimum. It never waits for
 // room in the socket's send buffer: a full queue is returned as an error.
 func (p *Port) Send(frame []byte) error {
+	if p.closing.Load() {
+		return fmt.Errorf("rawsock: send on %s: %w", p.ifname, net.ErrClosed)
+	}
 	err := p.send(frame)
 	if err != nil {
 		p.sendErrors.Add(1)
@@ -319,6 +332,7 @@ func (p *Port) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.closing.Store(true)
 	p.collectKernelDrops()
 	p.mu.Unlock()
 
