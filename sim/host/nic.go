@@ -1,0 +1,341 @@
+package host
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/switchyard-lb/switchyard/sim/l2switch"
+)
+
+// LockTime is Linux's neigh locktime (net.ipv4.neigh.*.locktime, 1 s): a non-gratuitous ARP
+// packet replaces an entry's MAC only if the entry is older than this.
+const LockTime = time.Second
+
+// ErrPoweredOff is returned when sending on a NIC of a host that is off.
+var ErrPoweredOff = errors.New("host is powered off")
+
+// NIC is one interface of a Host.
+type NIC struct {
+	host      *Host
+	id        tcpip.NICID
+	name      string
+	mac       net.HardwareAddr
+	addrs     []netip.Prefix
+	linkLocal netip.Addr
+	port      *l2switch.Port
+	wire      *wire
+
+	mu   sync.Mutex
+	taps []*tap
+}
+
+type tap struct{ f func(frame []byte) }
+
+// ID returns the NIC's gVisor NIC ID (also its interface index).
+func (n *NIC) ID() tcpip.NICID { return n.id }
+
+// Name returns the interface name.
+func (n *NIC) Name() string { return n.name }
+
+// MAC returns the interface's hardware address.
+func (n *NIC) MAC() net.HardwareAddr { return slices.Clone(n.mac) }
+
+// Addrs returns the configured addresses followed by the IPv6 link-local address.
+func (n *NIC) Addrs() []netip.Prefix {
+	return append(slices.Clone(n.addrs), netip.PrefixFrom(n.linkLocal, 64))
+}
+
+// Port returns the switch port the NIC is cabled to.
+func (n *NIC) Port() *l2switch.Port { return n.port }
+
+// Host returns the NIC's host.
+func (n *NIC) Host() *Host { return n.host }
+
+// SendRaw transmits a whole Ethernet frame, bypassing the stack, as an AF_PACKET socket does.
+func (n *NIC) SendRaw(frame []byte) error {
+	if n.host.Closed() {
+		return ErrPoweredOff
+	}
+	n.port.Send(frame)
+	return nil
+}
+
+// AddTap calls f with every frame that reaches the NIC from the wire, before any filtering,
+// on the driver's goroutine. The returned function removes the tap.
+func (n *NIC) AddTap(f func(frame []byte)) (remove func()) {
+	t := &tap{f: f}
+	n.mu.Lock()
+	n.taps = append(n.taps, t)
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.taps = slices.DeleteFunc(n.taps, func(x *tap) bool { return x == t })
+	}
+}
+
+// owns reports whether a is one of the NIC's own addresses.
+func (n *NIC) owns(a netip.Addr) bool {
+	if a == n.linkLocal {
+		return true
+	}
+	for _, p := range n.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// primary returns the NIC's first address of a's family that shares a's subnet, else the
+// first of the family.
+func (n *NIC) primary(is4 bool, near netip.Addr) (netip.Addr, bool) {
+	var first netip.Addr
+	for _, p := range n.addrs {
+		if p.Addr().Is4() != is4 {
+			continue
+		}
+		if p.Masked().Contains(near) {
+			return p.Addr(), true
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+	}
+	if !first.IsValid() && !is4 {
+		return n.linkLocal, true
+	}
+	return first, first.IsValid()
+}
+
+// receive takes a frame from the switch port.
+func (n *NIC) receive(frame []byte) {
+	h := n.host
+	if h.Closed() {
+		return
+	}
+	n.mu.Lock()
+	taps := n.taps
+	n.mu.Unlock()
+	for _, t := range taps {
+		t.f(frame)
+	}
+	dst := frame[0:6]
+	if dst[0]&1 == 0 && !bytes.Equal(dst, n.mac) {
+		return // the NIC's MAC filter: unicast for someone else
+	}
+	etype := binary.BigEndian.Uint16(frame[12:14])
+	if h.cfg.ServeVIPs && n.foreignResolution(etype, frame[14:]) {
+		return
+	}
+	if h.cfg.LinuxNeighbors && etype == uint16(header.ARPProtocolNumber) {
+		n.linuxARP(frame)
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	n.wire.deliver(pkt)
+	pkt.DecRef()
+}
+
+// foreignResolution reports an ARP request or neighbour solicitation for an address the node
+// does not own. The speaker answers those for VIPs; the node's kernel stays silent.
+func (n *NIC) foreignResolution(etype uint16, payload []byte) bool {
+	switch etype {
+	case uint16(header.ARPProtocolNumber):
+		a := header.ARP(payload)
+		if !a.IsValid() || a.Op() != header.ARPRequest {
+			return false
+		}
+		return !n.owns(netip.AddrFrom4([4]byte(a.ProtocolAddressTarget())))
+	case uint16(header.IPv6ProtocolNumber):
+		ip := header.IPv6(payload)
+		if !ip.IsValid(len(payload)) || ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
+			return false
+		}
+		icmp := header.ICMPv6(ip.Payload())
+		if len(icmp) < header.ICMPv6NeighborSolicitMinimumSize || icmp.Type() != header.ICMPv6NeighborSolicit {
+			return false
+		}
+		ns := header.NDPNeighborSolicit(icmp.MessageBody())
+		return !n.owns(netip.AddrFrom16(ns.TargetAddress().As16()))
+	}
+	return false
+}
+
+// linuxARP applies Linux's arp_process rules for existing neighbour entries (arp_accept=0):
+// the sender's MAC replaces the entry's when the packet is gratuitous (sender IP == target IP)
+// or the entry has not changed for LockTime. Incomplete and failed entries take any answer.
+func (n *NIC) linuxARP(frame []byte) {
+	a := header.ARP(frame[14:])
+	if !a.IsValid() {
+		return
+	}
+	h := n.host
+	sip := tcpip.AddrFrom4Slice(a.ProtocolAddressSender())
+	sha := tcpip.LinkAddress(a.HardwareAddressSender())
+	entries, err := h.stack.Neighbors(n.id, ipv4.ProtocolNumber)
+	if err != nil {
+		return
+	}
+	i := slices.IndexFunc(entries, func(e stack.NeighborEntry) bool { return e.Addr == sip })
+	if i < 0 {
+		return
+	}
+	e := entries[i]
+	gratuitous := bytes.Equal(a.ProtocolAddressSender(), a.ProtocolAddressTarget())
+	switch e.State {
+	case stack.Static:
+		return
+	case stack.Incomplete, stack.Unreachable:
+		if a.Op() == header.ARPReply {
+			return // gVisor resolves these itself
+		}
+	default:
+		if e.LinkAddr == sha {
+			return
+		}
+		age := h.cfg.Clock.TCPIP().NowMonotonic().Sub(e.UpdatedAt)
+		if !gratuitous && age <= LockTime {
+			return
+		}
+	}
+	h.mu.Lock()
+	iface := h.arpIfaces[n.id]
+	h.mu.Unlock()
+	if iface == nil {
+		return
+	}
+	solicited := a.Op() == header.ARPReply && bytes.Equal(frame[0:6], n.mac)
+	if err := iface.HandleNeighborConfirmation(ipv4.ProtocolNumber, sip, sha, stack.ReachabilityConfirmationFlags{
+		Solicited: solicited,
+		Override:  true,
+	}); err != nil {
+		return
+	}
+	h.cfg.Trace.Emit("host/"+h.cfg.Name, "neigh-override",
+		slog.String("if", n.name), slog.String("ip", sip.String()),
+		slog.String("old", e.LinkAddr.String()), slog.String("new", sha.String()),
+		slog.Bool("gratuitous", gratuitous))
+}
+
+// transmit sends a frame the stack wrote.
+func (n *NIC) transmit(frame []byte) {
+	if n.host.Closed() {
+		return
+	}
+	if n.host.cfg.ServeVIPs {
+		n.ownSourceAddress(frame)
+	}
+	n.port.Send(frame)
+}
+
+// ownSourceAddress rewrites the sender of the node's ARP requests and neighbour solicitations
+// to an address of the interface when the stack picked a VIP (it answers VIP traffic by
+// spoofing, and gVisor resolves the client with the connection's source). Linux nodes set
+// arp_announce=2 for the same reason: a client must never learn a VIP from a node's request.
+func (n *NIC) ownSourceAddress(frame []byte) {
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case uint16(header.ARPProtocolNumber):
+		a := header.ARP(frame[14:])
+		if !a.IsValid() || a.Op() != header.ARPRequest {
+			return
+		}
+		sender := netip.AddrFrom4([4]byte(a.ProtocolAddressSender()))
+		if n.owns(sender) {
+			return
+		}
+		target := netip.AddrFrom4([4]byte(a.ProtocolAddressTarget()))
+		if src, ok := n.primary(true, target); ok {
+			copy(a.ProtocolAddressSender(), src.AsSlice())
+		}
+	case uint16(header.IPv6ProtocolNumber):
+		ip := header.IPv6(frame[14:])
+		if !ip.IsValid(len(frame)-14) || ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
+			return
+		}
+		icmp := header.ICMPv6(ip.Payload())
+		if len(icmp) < header.ICMPv6NeighborSolicitMinimumSize || icmp.Type() != header.ICMPv6NeighborSolicit {
+			return
+		}
+		src := netip.AddrFrom16(ip.SourceAddress().As16())
+		if src.IsUnspecified() || n.owns(src) {
+			return
+		}
+		target := netip.AddrFrom16(header.NDPNeighborSolicit(icmp.MessageBody()).TargetAddress().As16())
+		own, ok := n.primary(false, target)
+		if !ok {
+			return
+		}
+		ip.SetSourceAddress(tcpip.AddrFrom16(own.As16()))
+		icmp.SetChecksum(0)
+		icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
+			Header: icmp, Src: ip.SourceAddress(), Dst: ip.DestinationAddress(),
+		}))
+	}
+}
+
+// wire is the bottom of the NIC's link stack (gVisor's ethernet endpoint sits on top and adds
+// and parses the Ethernet header). It hands written frames to the switch port.
+type wire struct {
+	nic *NIC
+
+	mu         sync.RWMutex
+	dispatcher stack.NetworkDispatcher
+}
+
+var _ stack.LinkEndpoint = (*wire)(nil)
+
+func (w *wire) deliver(pkt *stack.PacketBuffer) {
+	w.mu.RLock()
+	d := w.dispatcher
+	w.mu.RUnlock()
+	if d != nil {
+		d.DeliverNetworkPacket(0, pkt)
+	}
+}
+
+// MTU is the Ethernet frame size without FCS; the ethernet endpoint subtracts its header.
+func (w *wire) MTU() uint32                                  { return 1514 }
+func (w *wire) SetMTU(uint32)                                {}
+func (w *wire) MaxHeaderLength() uint16                      { return 0 }
+func (w *wire) LinkAddress() tcpip.LinkAddress               { return tcpip.LinkAddress(w.nic.mac) }
+func (w *wire) SetLinkAddress(tcpip.LinkAddress)             {}
+func (w *wire) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+func (w *wire) IsAttached() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.dispatcher != nil
+}
+func (w *wire) Attach(d stack.NetworkDispatcher) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dispatcher = d
+}
+func (w *wire) Wait()                                   {}
+func (w *wire) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+func (w *wire) AddHeader(*stack.PacketBuffer)           {}
+func (w *wire) ParseHeader(*stack.PacketBuffer) bool    { return true }
+func (w *wire) Close()                                  {}
+func (w *wire) SetOnCloseAction(func())                 {}
+
+// WritePackets hands each frame to the switch; a frame the wire cannot take is simply lost.
+func (w *wire) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	for _, pkt := range pkts.AsSlice() {
+		v := pkt.ToView()
+		w.nic.transmit(v.AsSlice())
+		v.Release()
+	}
+	return pkts.Len(), nil
+}
