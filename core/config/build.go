@@ -114,7 +114,11 @@ func (b *builder) checkName(o object, seen map[string]string) bool {
 		return false
 	}
 	if first, dup := seen[o.name]; dup {
-		b.reject(o, "metadata.name", fmt.Sprintf("duplicate %s name (first defined as %s)", o.kind, first))
+		if first == qualified(o.namespace, o.name) {
+			b.reject(o, "metadata.name", fmt.Sprintf("%s %s is defined more than once", o.kind, first))
+		} else {
+			b.reject(o, "metadata.name", fmt.Sprintf("%s %q is also defined as %s; names must be unique across namespaces", o.kind, o.name, first))
+		}
 		return false
 	}
 	seen[o.name] = qualified(o.namespace, o.name)
@@ -154,7 +158,7 @@ func (b *builder) buildBFDProfiles(in []v1beta1.BFDProfile) {
 	seen := map[string]string{}
 	for i := range in {
 		obj := &in[i]
-		o := object{KindBFDProfile, obj.Namespace, obj.Name}
+		o := object{KindBFDProfile, obj.Namespace, obj.Name, i}
 		if o.name != "" {
 			b.bfdNames[o.name] = true
 		}
@@ -205,7 +209,7 @@ func (b *builder) bfdNumber(o object, field string, v *uint32, def, lo, hi uint3
 func (b *builder) buildCommunityAliases(in []v1beta1.Community) {
 	for i := range in {
 		obj := &in[i]
-		o := object{KindCommunity, obj.Namespace, obj.Name}
+		o := object{KindCommunity, obj.Namespace, obj.Name, i}
 		if o.name == "" {
 			b.reject(o, "metadata.name", "missing")
 			continue
@@ -244,7 +248,7 @@ func (b *builder) buildPools(in []v1beta1.IPAddressPool) {
 	var all []poolRange
 	for i := range in {
 		obj := &in[i]
-		o := object{KindIPAddressPool, obj.Namespace, obj.Name}
+		o := object{KindIPAddressPool, obj.Namespace, obj.Name, i}
 		if o.name != "" {
 			b.poolNames[o.name] = true
 		}
@@ -341,7 +345,7 @@ func (b *builder) buildPeers(in []v1beta2.BGPPeer, secrets []corev1.Secret) {
 	localASN := map[string]*Peer{} // by VRF: the first peer, whose myASN the others must share
 	for i := range in {
 		obj := &in[i]
-		o := object{KindBGPPeer, obj.Namespace, obj.Name}
+		o := object{KindBGPPeer, obj.Namespace, obj.Name, i}
 		if o.name != "" {
 			b.peerNames[o.name] = true
 		}
@@ -591,7 +595,7 @@ func (b *builder) buildL2Advertisements(in []v1beta1.L2Advertisement) {
 	seen := map[string]string{}
 	for i := range in {
 		obj := &in[i]
-		o := object{KindL2Advertisement, obj.Namespace, obj.Name}
+		o := object{KindL2Advertisement, obj.Namespace, obj.Name, i}
 		if !b.checkName(o, seen) {
 			continue
 		}
@@ -623,7 +627,7 @@ func (b *builder) buildBGPAdvertisements(in []v1beta1.BGPAdvertisement) {
 	seen := map[string]string{}
 	for i := range in {
 		obj := &in[i]
-		o := object{KindBGPAdvertisement, obj.Namespace, obj.Name}
+		o := object{KindBGPAdvertisement, obj.Namespace, obj.Name, i}
 		if !b.checkName(o, seen) {
 			continue
 		}

@@ -25,6 +25,10 @@ type Error struct {
 	Field string
 	// Reason says what is wrong, including the offending value where there is one.
 	Reason string
+
+	// position is 1 + the index of the object in its Objects slice, 0 when unknown; Load uses
+	// it to find the document the object came from.
+	position int
 }
 
 func (e *Error) Error() string {
@@ -82,17 +86,23 @@ type problems struct {
 	warnings []*Error
 }
 
-// object names the object problems are reported against.
+// object names the object problems are reported against: its kind, namespace and name, and
+// its index in the Objects slice of its kind.
 type object struct {
 	kind, namespace, name string
+	index                 int
 }
 
 // reject records a problem that makes the configuration invalid.
 func (p *problems) reject(o object, field, reason string) {
-	p.errs = append(p.errs, &Error{Kind: o.kind, Namespace: o.namespace, Name: o.name, Field: field, Reason: reason})
+	p.errs = append(p.errs, o.problem(field, reason))
 }
 
 // warn records a problem worth reporting that does not make the configuration invalid.
 func (p *problems) warn(o object, field, reason string) {
-	p.warnings = append(p.warnings, &Error{Kind: o.kind, Namespace: o.namespace, Name: o.name, Field: field, Reason: reason})
+	p.warnings = append(p.warnings, o.problem(field, reason))
+}
+
+func (o object) problem(field, reason string) *Error {
+	return &Error{Kind: o.kind, Namespace: o.namespace, Name: o.name, Field: field, Reason: reason, position: o.index + 1}
 }

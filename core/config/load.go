@@ -66,7 +66,7 @@ func LoadFiles(paths ...string) (*Result, error) {
 // kind, namespace/name, field and reason. The Result is never nil, so that its warnings can be
 // shown either way; its Config is nil on error.
 func Load(sources ...Source) (*Result, error) {
-	l := &loader{res: &Result{}, origins: map[objectKey][]string{}}
+	l := &loader{res: &Result{}, origins: map[string][]string{}}
 	for _, src := range sources {
 		l.loadSource(src)
 	}
@@ -89,22 +89,18 @@ func Load(sources ...Source) (*Result, error) {
 	return l.res, nil
 }
 
-// objectKey identifies an object for mapping Build's problems back to documents.
-type objectKey struct {
-	kind, namespace, name string
-}
-
 type loader struct {
 	problems
 	res *Result
-	// origins lists the documents each object was decoded from; more than one when the same
-	// object is defined twice.
-	origins map[objectKey][]string
+	// origins holds, per kind, the document each object in the Objects slice of that kind
+	// was decoded from, in the same order.
+	origins map[string][]string
 }
 
+// withOrigin sets the Source of a problem Build found.
 func (l *loader) withOrigin(e *Error) *Error {
-	if e.Source == "" {
-		e.Source = strings.Join(l.origins[objectKey{e.Kind, e.Namespace, e.Name}], ", ")
+	if origins := l.origins[e.Kind]; e.Source == "" && e.position > 0 && e.position <= len(origins) {
+		e.Source = origins[e.position-1]
 	}
 	return e
 }
@@ -162,16 +158,15 @@ func (l *loader) decodeDocument(where string, data []byte) {
 		return
 	}
 
-	key := objectKey{h.Kind, h.Metadata.Namespace, h.Metadata.Name}
 	switch h.APIVersion + " " + h.Kind {
 	case "metallb.io/v1beta1 IPAddressPool":
-		decodeAppend(l, e, data, &l.res.Objects.Pools)
+		decodeAppend(l, e, data, &l.res.Objects.Pools, where)
 	case "metallb.io/v1beta1 L2Advertisement":
-		decodeAppend(l, e, data, &l.res.Objects.L2Advertisements)
+		decodeAppend(l, e, data, &l.res.Objects.L2Advertisements, where)
 	case "metallb.io/v1beta1 BGPAdvertisement":
-		decodeAppend(l, e, data, &l.res.Objects.BGPAdvertisements)
+		decodeAppend(l, e, data, &l.res.Objects.BGPAdvertisements, where)
 	case "metallb.io/v1beta2 BGPPeer":
-		decodeAppend(l, e, data, &l.res.Objects.Peers)
+		decodeAppend(l, e, data, &l.res.Objects.Peers, where)
 	case "metallb.io/v1beta1 BGPPeer":
 		var old v1beta1.BGPPeer
 		var peer v1beta2.BGPPeer
@@ -184,10 +179,11 @@ func (l *loader) decodeDocument(where string, data []byte) {
 			break
 		}
 		l.res.Objects.Peers = append(l.res.Objects.Peers, peer)
+		l.origins[h.Kind] = append(l.origins[h.Kind], where)
 	case "metallb.io/v1beta1 BFDProfile":
-		decodeAppend(l, e, data, &l.res.Objects.BFDProfiles)
+		decodeAppend(l, e, data, &l.res.Objects.BFDProfiles, where)
 	case "metallb.io/v1beta1 Community":
-		decodeAppend(l, e, data, &l.res.Objects.Communities)
+		decodeAppend(l, e, data, &l.res.Objects.Communities, where)
 	case "metallb.io/v1beta1 MetalLB":
 		obj := &v1beta1.MetalLB{}
 		if l.decode(e, data, obj) {
@@ -216,7 +212,7 @@ func (l *loader) decodeDocument(where string, data []byte) {
 			l.res.Namespaces = append(l.res.Namespaces, obj)
 		}
 	case "v1 Secret":
-		decodeAppend(l, e, data, &l.res.Objects.Secrets)
+		decodeAppend(l, e, data, &l.res.Objects.Secrets, where)
 	case "v1 List":
 		var list struct {
 			Items []json.RawMessage `json:"items"`
@@ -241,16 +237,16 @@ func (l *loader) decodeDocument(where string, data []byte) {
 		}
 		e.Reason = fmt.Sprintf("%s %s is not a kind Switchyard reads; ignored", h.APIVersion, h.Kind)
 		l.warnings = append(l.warnings, e)
-		return
 	}
-	l.origins[key] = append(l.origins[key], where)
 }
 
-// decodeAppend decodes data as a T and appends it to list when it decodes.
-func decodeAppend[T any](l *loader, e *Error, data []byte, list *[]T) {
+// decodeAppend decodes data as a T and, when it decodes, appends it to list and records the
+// document it came from.
+func decodeAppend[T any](l *loader, e *Error, data []byte, list *[]T, where string) {
 	var obj T
 	if l.decode(e, data, &obj) {
 		*list = append(*list, obj)
+		l.origins[e.Kind] = append(l.origins[e.Kind], where)
 	}
 }
 

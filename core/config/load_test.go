@@ -91,7 +91,9 @@ func TestLoadRejects(t *testing.T) {
 		{"IPv6 overlap", docs(pool("a", "2001:db8::/64"), pool("b", "2001:db8::ff-2001:db8:0:1::1")), []string{
 			`t.yaml#2: IPAddressPool ns/b: spec.addresses[0]: "2001:db8::ff-2001:db8:0:1::1": overlaps "2001:db8::/64" (spec.addresses[0] of IPAddressPool "a")`}},
 		{"duplicate pool name", docs(pool("a", "10.0.0.0/24"), pool("a", "10.0.1.0/24")), []string{
-			`t.yaml#1, t.yaml#2: IPAddressPool ns/a: metadata.name: duplicate IPAddressPool name (first defined as ns/a)`}},
+			`t.yaml#2: IPAddressPool ns/a: metadata.name: IPAddressPool ns/a is defined more than once`}},
+		{"duplicate name across namespaces", docs(l2Adv("a", "{}"), strings.Replace(l2Adv("a", "{}"), "namespace: ns", "namespace: other", 1)), []string{
+			`t.yaml#2: L2Advertisement other/a: metadata.name: L2Advertisement "a" is also defined as ns/a; names must be unique across namespaces`}},
 		{"missing name", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nspec: {addresses: [10.0.0.0/24]}\n", []string{
 			`t.yaml#1: IPAddressPool: metadata.name: missing`}},
 		{"bad namespace selector", docs(pool("a", "10.0.0.0/24") + "  serviceAllocation: {namespaceSelectors: [{matchExpressions: [{key: k, operator: Foo}]}], namespaces: [\"\"]}\n"), []string{
