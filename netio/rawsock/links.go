@@ -76,7 +76,14 @@ func (w *linkWatch) subscribe() (*subscription, error) {
 		unsub: make(chan struct{}),
 	}
 	ns := w.node.netNS
-	errCallback := func(err error) { w.node.log.Warn("rawsock: rtnetlink subscription", "err", err) }
+	errCallback := func(err error) {
+		select {
+		case <-s.unsub:
+			// Closing the socket makes its reader fail; that is no news.
+		default:
+			w.node.log.Warn("rawsock: rtnetlink subscription", "err", err)
+		}
+	}
 	err := netlink.LinkSubscribeWithOptions(s.links, s.unsub, netlink.LinkSubscribeOptions{Namespace: &ns, ErrorCallback: errCallback})
 	if err != nil {
 		close(s.unsub)
