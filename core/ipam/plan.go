@@ -1,0 +1,138 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+)
+
+// Action is what a configuration change does to a Service's addresses.
+type Action string
+
+// The actions of a plan.
+const (
+	// Keep: the Service keeps its addresses (possibly now counted in another pool).
+	Keep Action = "Keep"
+	// Reassign: the Service loses its addresses and gets new ones.
+	Reassign Action = "Reassign"
+	// Release: the Service loses its addresses and no pool has new ones for it.
+	Release Action = "Release"
+)
+
+// PlanEntry is the fate of one Service's addresses under a new configuration.
+type PlanEntry struct {
+	Service ServiceKey
+	Action  Action
+	OldIPs  []netip.Addr
+	NewIPs  []netip.Addr // equal to OldIPs for Keep, empty for Release
+	// OldPool is the pool holding OldIPs under the old configuration ("" when none did);
+	// NewPool the pool holding NewIPs under the new one.
+	OldPool, NewPool string
+	Reason           string
+	// Err is the refusal behind a Reassign or Release.
+	Err *AllocationError
+}
+
+// Plan shows what switching from oldCfg to newCfg would do to the Services' current
+// addresses (Service.CurrentIPs), without changing anything: every Service holding addresses
+// gets one entry, sorted by namespace/name. It applies the same rules as a controller starting
+// on newCfg: addresses still valid (inside a pool that serves the Service, of the right
+// family, shareable) are kept, then the others are reassigned oldest Service first.
+// Services holding nothing and Services of another loadBalancerClass are left out.
+func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEntry {
+	old := New(oldCfg, opts)
+	next := New(newCfg, opts)
+	refused := next.Restore(svcs)
+
+	byKey := make(map[ServiceKey]*AllocationError, len(refused))
+	for _, e := range refused {
+		byKey[e.Service] = e
+	}
+	// Build the entries in namespace/name order; sorting indices is cheaper than entries.
+	order := make([]int32, 0, len(svcs))
+	for i := range svcs {
+		if len(svcs[i].CurrentIPs) > 0 && svcs[i].LoadBalancerClass == opts.LoadBalancerClass {
+			order = append(order, int32(i))
+		}
+	}
+	slices.SortFunc(order, func(i, j int32) int { return svcs[i].Key().compare(svcs[j].Key()) })
+	stillIn := make(map[string]string, len(next.pools)) // pool -> Keep reason, built once
+	entries := make([]PlanEntry, 0, len(order))
+	type pending struct{ entry, svc int }
+	var toReassign []pending
+	for _, i := range order {
+		svc := &svcs[i]
+		ips := unmapAll(svc.CurrentIPs)
+		e := PlanEntry{Service: svc.Key(), OldIPs: ips}
+		if p, _ := old.poolOf(ips); p >= 0 {
+			e.OldPool = old.pools[p].name()
+		}
+		if err, ok := byKey[e.Service]; ok {
+			e.Err = err
+			e.Reason = explain(err, e.OldPool, next)
+			toReassign = append(toReassign, pending{len(entries), int(i)})
+			entries = append(entries, e)
+			continue
+		}
+		id, _ := next.st.find(e.Service)
+		e.Action, e.NewIPs, e.NewPool = Keep, next.ipsOf(id), next.pools[next.st.rec(id).pool()].name()
+		switch {
+		case e.OldPool == e.NewPool:
+			reason, ok := stillIn[e.NewPool]
+			if !ok {
+				reason = fmt.Sprintf("still in pool %q", e.NewPool)
+				stillIn[e.NewPool] = reason
+			}
+			e.Reason = reason
+		case e.OldPool == "":
+			e.Reason = fmt.Sprintf("now in pool %q", e.NewPool)
+		default:
+			e.Reason = fmt.Sprintf("moved from pool %q to pool %q", e.OldPool, e.NewPool)
+		}
+		entries = append(entries, e)
+	}
+
+	// Reassign in the order Restore resolves conflicts: oldest first.
+	slices.SortStableFunc(toReassign, func(x, y pending) int {
+		if c := svcs[x.svc].Created.Compare(svcs[y.svc].Created); c != 0 {
+			return c
+		}
+		return entries[x.entry].Service.compare(entries[y.entry].Service)
+	})
+	for _, pe := range toReassign {
+		e := &entries[pe.entry]
+		svc := svcs[pe.svc]
+		svc.CurrentIPs = nil
+		as, err := next.Allocate(&svc)
+		if err != nil {
+			e.Action = Release
+			e.Reason += "; no new address: " + errDetail(err)
+			continue
+		}
+		e.Action, e.NewIPs, e.NewPool = Reassign, as.IPs, as.Pool
+	}
+	return entries
+}
+
+// explain turns a refusal to keep addresses into a reason that names the configuration
+// change behind it.
+func explain(err *AllocationError, oldPool string, next *Allocator) string {
+	if errors.Is(err, ErrOutsidePools) && oldPool != "" {
+		if _, ok := next.poolByName[oldPool]; !ok {
+			return fmt.Sprintf("pool %q was removed", oldPool)
+		}
+		return fmt.Sprintf("pool %q no longer holds them: %s", oldPool, err.Detail)
+	}
+	return err.Detail
+}
+
+func errDetail(err error) string {
+	var ae *AllocationError
+	if errors.As(err, &ae) {
+		return ae.Detail
+	}
+	return err.Error()
+}

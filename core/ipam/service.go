@@ -1,0 +1,192 @@
+package ipam
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Family is an IP address family.
+type Family uint8
+
+// The two address families. The zero Family is invalid.
+const (
+	IPv4 Family = 1
+	IPv6 Family = 2
+)
+
+// familyOf returns the family of a valid address. IPv4-mapped IPv6 addresses must have been
+// unmapped by the caller.
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// index maps a family to 0 (IPv4) or 1 (IPv6) for per-family arrays.
+func (f Family) index() int { return int(f) - 1 }
+
+// other returns the opposite family.
+func (f Family) other() Family {
+	if f == IPv4 {
+		return IPv6
+	}
+	return IPv4
+}
+
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "IPv4"
+	case IPv6:
+		return "IPv6"
+	}
+	return "Family(" + strconv.Itoa(int(f)) + ")"
+}
+
+// FamilyPolicy is a Service's spec.ipFamilyPolicy.
+type FamilyPolicy string
+
+// The policies Kubernetes defines. The empty policy means SingleStack.
+const (
+	SingleStack      FamilyPolicy = "SingleStack"
+	PreferDualStack  FamilyPolicy = "PreferDualStack"
+	RequireDualStack FamilyPolicy = "RequireDualStack"
+)
+
+// TrafficPolicy is a Service's spec.externalTrafficPolicy. The empty policy means Cluster.
+type TrafficPolicy string
+
+// The external traffic policies.
+const (
+	TrafficCluster TrafficPolicy = "Cluster"
+	TrafficLocal   TrafficPolicy = "Local"
+)
+
+// Port is one port a Service exposes. Two Services sharing an address must not both use the
+// same Port.
+type Port struct {
+	Protocol string // "TCP", "UDP" or "SCTP"
+	Port     int32
+}
+
+func (p Port) String() string { return p.Protocol + "/" + strconv.Itoa(int(p.Port)) }
+
+// ServiceKey identifies a Service.
+type ServiceKey struct {
+	Namespace, Name string
+}
+
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
+
+func (k ServiceKey) compare(o ServiceKey) int {
+	if k.Namespace != o.Namespace {
+		if k.Namespace < o.Namespace {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case k.Name < o.Name:
+		return -1
+	case k.Name > o.Name:
+		return 1
+	}
+	return 0
+}
+
+// Service is what the allocator needs to know about a LoadBalancer Service. It is a plain
+// value, independent of the Kubernetes API types; ServiceFromKube builds one from a
+// corev1.Service.
+type Service struct {
+	Namespace, Name string
+	// Created is the Service's creation time. Restore uses it to decide which of two Services
+	// claiming one address keeps it: the older one.
+	Created time.Time
+	// Labels are the Service's labels, matched by serviceAllocation.serviceSelectors.
+	Labels map[string]string
+	// NamespaceLabels are the labels of the Service's namespace, matched by
+	// serviceAllocation.namespaceSelectors.
+	NamespaceLabels map[string]string
+	// LoadBalancerClass is spec.loadBalancerClass, or "" when unset.
+	LoadBalancerClass string
+	// FamilyPolicy and Families are spec.ipFamilyPolicy and spec.ipFamilies; Families[0] is
+	// the primary family.
+	FamilyPolicy FamilyPolicy
+	Families     []Family
+	// RequestedIPs are the addresses the user asked for (metallb.io/loadBalancerIPs or
+	// spec.loadBalancerIP), at most one per family.
+	RequestedIPs []netip.Addr
+	// RequestedPool is metallb.io/address-pool, or "".
+	RequestedPool string
+	// SharingKey is metallb.io/allow-shared-ip, or "" when the Service shares with nobody.
+	SharingKey string
+	// Ports are the Service's ports.
+	Ports []Port
+	// ExternalTrafficPolicy and Selector decide which Services may share an address: Services
+	// with policy Local must select the same pods.
+	ExternalTrafficPolicy TrafficPolicy
+	Selector              map[string]string
+	// CurrentIPs are the addresses in status.loadBalancer.ingress, the state to restore.
+	CurrentIPs []netip.Addr
+}
+
+// Key returns the Service's namespace and name.
+func (s *Service) Key() ServiceKey { return ServiceKey{s.Namespace, s.Name} }
+
+// wantedFamilies returns the families the Service should get addresses of, primary first.
+func (s *Service) wantedFamilies() ([]Family, error) {
+	fams := s.Families
+	switch {
+	case len(fams) == 0:
+		return nil, fmt.Errorf("spec.ipFamilies is empty")
+	case len(fams) > 2:
+		return nil, fmt.Errorf("spec.ipFamilies has %d entries, at most 2 are allowed", len(fams))
+	case len(fams) == 2 && fams[0] == fams[1]:
+		return nil, fmt.Errorf("spec.ipFamilies lists %s twice", fams[0])
+	}
+	for _, f := range fams {
+		if f != IPv4 && f != IPv6 {
+			return nil, fmt.Errorf("spec.ipFamilies has unknown family %s", f)
+		}
+	}
+	switch s.FamilyPolicy {
+	case "", SingleStack:
+		return fams[:1], nil
+	case PreferDualStack:
+		return fams, nil
+	case RequireDualStack:
+		if len(fams) != 2 {
+			return nil, fmt.Errorf("spec.ipFamilyPolicy RequireDualStack needs two spec.ipFamilies, got %s", fams[0])
+		}
+		return fams, nil
+	}
+	return nil, fmt.Errorf("unknown spec.ipFamilyPolicy %q", s.FamilyPolicy)
+}
+
+// backendKey is the part of the sharing rule about backends: Services with
+// externalTrafficPolicy Local may share only with Services selecting the same pods, because
+// each node announces the address only when it runs one of those pods.
+func (s *Service) backendKey() string {
+	if s.ExternalTrafficPolicy != TrafficLocal {
+		return ""
+	}
+	return canonicalSelector(s.Selector)
+}
+
+func canonicalSelector(sel map[string]string) string {
+	var b []byte
+	for i, k := range slices.Sorted(maps.Keys(sel)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, sel[k]...)
+	}
+	return string(b)
+}
