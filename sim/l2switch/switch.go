@@ -224,7 +224,7 @@ func (s *Switch) Partition(groups [][]string) error {
 				return fmt.Errorf("switch %s: partition group %d: no port %q", s.name, i, name)
 			}
 			if prev, ok := group[p]; ok {
-				return fmt.Errorf("switch %s: partition: port %q is in groups %d and %d", s.name, name, prev, i)
+				return fmt.Errorf("switch %s: partition: port %q is in groups %d and %d", s.name, name, prev-1, i)
 			}
 			group[p] = i + 1
 		}
