@@ -24,7 +24,7 @@ demo:
 	$(GO) run ./cmd/switchyard validate scenarios/examples/*.yaml
 
 ## test: vet, every test (the race detector on core/), including real-network tests.
-test: lab-deps test-go
+test: lab-deps envtest-assets test-go
 
 test-go:
 	$(GO) vet ./...
