@@ -100,3 +100,39 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestValidatePlan(t *testing.T) {
+	code, stdout, stderr := runArgs("validate", "--plan", "testdata/plan-old.yaml", "testdata/plan-new.yaml")
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	want := `Configuration is valid: 2 pools, 0 L2 advertisements, 0 BGP advertisements, 0 BGP peers, 0 BFD profiles.
+
+Pools:
+  a  10.0.0.0/29
+  c  10.0.2.0/30
+
+5 Services also in the files.
+
+IPAM plan: 2 kept, 1 reassigned, 1 released.
+  SERVICE            ACTION    OLD            NEW           WHY
+  shop/kept          Keep      10.0.0.5 (a)   10.0.0.5 (a)  still in pool "a"
+  shop/out-of-range  Reassign  10.0.0.12 (a)  10.0.0.1 (a)  pool "a" no longer holds them: 10.0.0.12 is outside every address pool
+  shop/pool-removed  Release   10.0.1.3 (b)   -             pool "b" was removed; no new address: requested pool "b" does not exist
+  web/new            Keep      10.0.0.0 (a)   10.0.0.0 (a)  still in pool "a"
+`
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("stdout (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidatePlanInvalidOld(t *testing.T) {
+	code, stdout, stderr := runArgs("validate", "--plan", "testdata/invalid.yaml", "testdata/plan-new.yaml")
+	if code != exitFail || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want exit 1 and no output", code, stdout)
+	}
+	want := "old configuration: testdata/invalid.yaml#1: IPAddressPool metallb-system/pool-a: spec.addresses[1]: \"10.0.0.9-10.0.0.1\": start 10.0.0.9 is after end 10.0.0.1\n"
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr = %q, want it to contain %q", stderr, want)
+	}
+}

@@ -11,22 +11,35 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/ipam"
 )
 
 func init() {
 	register(&command{name: "validate", summary: "check metallb.io manifests and summarise the configuration", run: runValidate})
 }
 
-const validateSynopsis = `usage: switchyard validate FILE...
+const validateSynopsis = `usage: switchyard validate [--plan OLD]... FILE...
 
 Loads the multi-document YAML files (the manifests you would kubectl apply) as one
 configuration and checks it as the admission webhook would. Problems are printed to stderr,
 one per line, and the exit status is 1. Otherwise a summary of the pools, advertisements and
 BGP peers is printed to stdout. Warnings (unknown fields, kinds that are not read, references
-to missing objects) go to stderr and do not change the exit status.`
+to missing objects) go to stderr and do not change the exit status.
+
+With --plan, the OLD files are loaded as the configuration in force, and the summary is
+followed by the IPAM plan: what moving from OLD to the new FILEs does to the addresses of the
+LoadBalancer Services found in either set of files (their status.loadBalancer.ingress
+addresses; a Service without them first gets what OLD would assign it).
+
+  switchyard validate --plan old.yaml new.yaml`
 
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", validateSynopsis, stderr)
+	var oldFiles []string
+	fs.Func("plan", "load `OLD` as the configuration in force and print the IPAM plan for moving to FILE... (repeat for several files)", func(path string) error {
+		oldFiles = append(oldFiles, path)
+		return nil
+	})
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -36,26 +49,47 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 
-	res, err := config.LoadFiles(fs.Args()...)
+	res, ok := loadAndReport(fs.Args(), "", stderr)
+	if !ok {
+		return exitFail
+	}
+	var oldRes *config.Result
+	if len(oldFiles) > 0 {
+		if oldRes, ok = loadAndReport(oldFiles, "old configuration: ", stderr); !ok {
+			return exitFail
+		}
+	}
+	printSummary(stdout, res)
+	if oldRes != nil {
+		svcs := planServices(oldRes, res, stderr)
+		assignUnderOld(oldRes.Config, svcs, stderr)
+		printPlan(stdout, ipam.Plan(oldRes.Config, res.Config, svcs, ipam.Options{}))
+	}
+	return exitOK
+}
+
+// loadAndReport loads files, printing warnings and problems to stderr, each line prefixed
+// with prefix. It reports whether the configuration is valid.
+func loadAndReport(files []string, prefix string, stderr io.Writer) (*config.Result, bool) {
+	res, err := config.LoadFiles(files...)
 	if res != nil {
 		for _, w := range res.Warnings {
-			fmt.Fprintf(stderr, "warning: %v\n", w)
+			fmt.Fprintf(stderr, "warning: %s%v\n", prefix, w)
 		}
 	}
 	var problems config.Errors
 	switch {
 	case errors.As(err, &problems):
 		for _, p := range problems {
-			fmt.Fprintln(stderr, p)
+			fmt.Fprintf(stderr, "%s%v\n", prefix, p)
 		}
-		fmt.Fprintf(stderr, "switchyard validate: %d problem(s); the configuration is not valid\n", len(problems))
-		return exitFail
+		fmt.Fprintf(stderr, "switchyard validate: %s%d problem(s); the configuration is not valid\n", prefix, len(problems))
+		return nil, false
 	case err != nil:
-		fmt.Fprintf(stderr, "switchyard validate: %v\n", err)
-		return exitFail
+		fmt.Fprintf(stderr, "switchyard validate: %s%v\n", prefix, err)
+		return nil, false
 	}
-	printSummary(stdout, res)
-	return exitOK
+	return res, true
 }
 
 // printSummary writes a readable account of a valid configuration.
@@ -129,11 +163,15 @@ func printSummary(w io.Writer, res *config.Result) {
 		fmt.Fprintf(tw, "\n%s also in the files.\n", plural(len(res.Services), "Service"))
 	}
 	tw.Flush()
-	for _, line := range strings.SplitAfter(table.String(), "\n") {
-		if line == "" {
-			continue
+	writeTrimmed(w, table.String())
+}
+
+// writeTrimmed writes text without the spaces tabwriter leaves at the end of lines.
+func writeTrimmed(w io.Writer, text string) {
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if line != "" {
+			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 		}
-		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
 }
 
