@@ -61,7 +61,7 @@ func (p openParams) message() *bgp.BGPMessage {
 	caps = append(caps, bgp.NewCapRouteRefresh(), bgp.NewCapFourOctetASNumber(p.myASN))
 	if p.gracefulRestart {
 		restart := min(uint16(p.holdTime/time.Second), maxRestartTime)
-		caps = append(caps, bgp.NewCapGracefulRestart(false, true, restart, grTuples))
+		caps = append(caps, bgp.NewCapGracefulRestart(false, false, restart, grTuples))
 	}
 	as2 := uint16(asTrans)
 	if p.myASN <= 0xffff {
@@ -88,7 +88,7 @@ func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, 
 		if !ok {
 			return n, &notification{code: bgp.BGP_ERROR_OPEN_MESSAGE_ERROR,
 				subcode: bgp.BGP_ERROR_SUB_UNSUPPORTED_OPTIONAL_PARAMETER,
-				reason: "OPEN carries an optional parameter other than capabilities"}
+				reason:  "OPEN carries an optional parameter other than capabilities"}
 		}
 		for _, c := range capParam.Capability {
 			switch c := c.(type) {
@@ -127,7 +127,7 @@ func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, 
 	if o.HoldTime == 1 || o.HoldTime == 2 {
 		return n, &notification{code: bgp.BGP_ERROR_OPEN_MESSAGE_ERROR,
 			subcode: bgp.BGP_ERROR_SUB_UNACCEPTABLE_HOLD_TIME,
-			reason: fmt.Sprintf("hold time %d s is neither 0 nor at least 3 s", o.HoldTime)}
+			reason:  fmt.Sprintf("hold time %d s is neither 0 nor at least 3 s", o.HoldTime)}
 	}
 	n.holdTime = min(mine.holdTime, time.Duration(o.HoldTime)*time.Second)
 
@@ -135,7 +135,7 @@ func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, 
 	if !ok || id.IsUnspecified() || (n.ibgp && id == mine.routerID) {
 		return n, &notification{code: bgp.BGP_ERROR_OPEN_MESSAGE_ERROR,
 			subcode: bgp.BGP_ERROR_SUB_BAD_BGP_IDENTIFIER,
-			reason: fmt.Sprintf("BGP identifier %v is zero or, on iBGP, equal to ours", o.ID)}
+			reason:  fmt.Sprintf("BGP identifier %v is zero or, on iBGP, equal to ours", o.ID)}
 	}
 	n.peerID = id
 	return n, nil

@@ -333,8 +333,8 @@ type connection struct {
 	outq [][]byte
 	// timers and timerGen: a timer callback acts only if its generation is still current, so
 	// a callback racing with a re-arm or stop does nothing.
-	timers      [numTimers]clock.Timer
-	timerGen    [numTimers]uint64
+	timers   [numTimers]clock.Timer
+	timerGen [numTimers]uint64
 	closing  bool
 	closeErr error
 	// conn is the connection; writing is true while the write loop is inside conn.Write.
