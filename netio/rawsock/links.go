@@ -84,12 +84,16 @@ func (w *linkWatch) subscribe() (*subscription, error) {
 			w.node.log.Warn("rawsock: rtnetlink subscription", "err", err)
 		}
 	}
-	err := netlink.LinkSubscribeWithOptions(s.links, s.unsub, netlink.LinkSubscribeOptions{Namespace: &ns, ErrorCallback: errCallback})
+	err := netlink.LinkSubscribeWithOptions(s.links, s.unsub, netlink.LinkSubscribeOptions{
+		Namespace: &ns, ErrorCallback: errCallback, ReceiveBufferSize: w.node.watchBuf,
+	})
 	if err != nil {
 		close(s.unsub)
 		return nil, err
 	}
-	err = netlink.AddrSubscribeWithOptions(s.addrs, s.unsub, netlink.AddrSubscribeOptions{Namespace: &ns, ErrorCallback: errCallback})
+	err = netlink.AddrSubscribeWithOptions(s.addrs, s.unsub, netlink.AddrSubscribeOptions{
+		Namespace: &ns, ErrorCallback: errCallback, ReceiveBufferSize: w.node.watchBuf,
+	})
 	if err != nil {
 		// No reader was started for addrs, so nobody will close it.
 		s.addrs = nil
@@ -211,19 +215,26 @@ func (w *linkWatch) check(index int) {
 	w.report(interfaceOf(link.Attrs(), prefixes))
 }
 
-// resync compares every interface with what notify last saw.
+// resync compares every interface with what notify last saw and reports the differences in
+// index order.
 func (w *linkWatch) resync() {
 	now := w.snapshot()
 	if now == nil {
 		return
 	}
-	for _, index := range slices.Sorted(maps.Keys(w.known)) {
+	indexes := slices.Sorted(maps.Keys(now))
+	for index := range w.known {
 		if _, ok := now[index]; !ok {
-			w.check(index) // reports the deletion
+			indexes = append(indexes, index)
 		}
 	}
-	for _, index := range slices.Sorted(maps.Keys(now)) {
-		w.report(now[index])
+	slices.Sort(indexes)
+	for _, index := range indexes {
+		if ifi, ok := now[index]; ok {
+			w.report(ifi)
+		} else {
+			w.check(index) // gone: reports the deletion
+		}
 	}
 }
 

@@ -52,6 +52,11 @@ type Options struct {
 	// FrameBufferSize is the size of each Port's receive buffer; larger frames are dropped and
 	// counted in Stats.TruncatedFrames. 0 means DefaultFrameBufferSize.
 	FrameBufferSize int
+	// LinkWatchBufferSize is the socket receive buffer, in bytes, of the rtnetlink
+	// subscriptions behind WatchLinks (SO_RCVBUF, so at most net.core.rmem_max); 0 means the
+	// kernel default. A burst of changes larger than the buffer makes a watch resubscribe and
+	// compare every interface (see WatchLinks).
+	LinkWatchBufferSize int
 	// Logger receives the node's log records. nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -61,6 +66,7 @@ type Node struct {
 	netNS     netns.NsHandle // netns.None() when working in the process's namespace
 	nl        *netlink.Handle
 	bufSize   int
+	watchBuf  int
 	log       *slog.Logger
 	closeOnce sync.Once
 
@@ -74,16 +80,20 @@ var _ netio.Node = (*Node)(nil)
 // New returns a Node working in the namespace opts name. Close releases it.
 func New(opts Options) (*Node, error) {
 	n := &Node{
-		netNS:   netns.None(),
-		bufSize: opts.FrameBufferSize,
-		log:     opts.Logger,
-		ports:   make(map[*Port]struct{}),
+		netNS:    netns.None(),
+		bufSize:  opts.FrameBufferSize,
+		watchBuf: opts.LinkWatchBufferSize,
+		log:      opts.Logger,
+		ports:    make(map[*Port]struct{}),
 	}
 	if n.bufSize == 0 {
 		n.bufSize = DefaultFrameBufferSize
 	}
 	if n.bufSize < minFrameLen {
 		return nil, fmt.Errorf("rawsock: Options.FrameBufferSize %d is smaller than an Ethernet frame (%d bytes)", opts.FrameBufferSize, minFrameLen)
+	}
+	if n.watchBuf < 0 {
+		return nil, fmt.Errorf("rawsock: Options.LinkWatchBufferSize %d is negative", opts.LinkWatchBufferSize)
 	}
 	if n.log == nil {
 		n.log = slog.Default()
