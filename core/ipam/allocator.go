@@ -332,10 +332,10 @@ func (a *Allocator) checkShare(self uint32, svc *Service, backendKey string, f F
 			oe = &a.st.exts[r.ext]
 		}
 		switch {
-		case svc.SharingKey == "":
-			return conflict(fmt.Sprintf("%s is in use by %s and this Service has no sharing key (metallb.io/allow-shared-ip)", ip, other))
 		case oe == nil || oe.sharingKey == "":
 			return conflict(fmt.Sprintf("%s is in use by %s, which does not allow sharing", ip, other))
+		case svc.SharingKey == "":
+			return conflict(fmt.Sprintf("%s is in use by %s and this Service has no sharing key (metallb.io/allow-shared-ip)", ip, other))
 		case oe.sharingKey != svc.SharingKey:
 			return conflict(fmt.Sprintf("sharing key %q conflicts with %s, which holds %s with sharing key %q", svc.SharingKey, other, ip, oe.sharingKey))
 		case oe.backendKey != backendKey:

@@ -20,16 +20,18 @@ func mk(name string, opts ...svcOpt) Service {
 	return s
 }
 
-func inNS(ns string) svcOpt               { return func(s *Service) { s.Namespace = ns } }
-func withLabels(k, v string) svcOpt       { return func(s *Service) { s.Labels = map[string]string{k: v} } }
-func withNSLabels(k, v string) svcOpt     { return func(s *Service) { s.NamespaceLabels = map[string]string{k: v} } }
+func inNS(ns string) svcOpt         { return func(s *Service) { s.Namespace = ns } }
+func withLabels(k, v string) svcOpt { return func(s *Service) { s.Labels = map[string]string{k: v} } }
+func withNSLabels(k, v string) svcOpt {
+	return func(s *Service) { s.NamespaceLabels = map[string]string{k: v} }
+}
 func families(p FamilyPolicy, f ...Family) svcOpt {
 	return func(s *Service) { s.FamilyPolicy, s.Families = p, f }
 }
 func requestIPs(ips ...string) svcOpt { return func(s *Service) { s.RequestedIPs = addrs(ips...) } }
-func requestPool(p string) svcOpt    { return func(s *Service) { s.RequestedPool = p } }
-func current(ips ...string) svcOpt   { return func(s *Service) { s.CurrentIPs = addrs(ips...) } }
-func class(c string) svcOpt          { return func(s *Service) { s.LoadBalancerClass = c } }
+func requestPool(p string) svcOpt     { return func(s *Service) { s.RequestedPool = p } }
+func current(ips ...string) svcOpt    { return func(s *Service) { s.CurrentIPs = addrs(ips...) } }
+func class(c string) svcOpt           { return func(s *Service) { s.LoadBalancerClass = c } }
 func shared(key string, ports ...int32) svcOpt {
 	return func(s *Service) {
 		s.SharingKey = key
@@ -45,7 +47,7 @@ func local(selector string) svcOpt {
 	}
 }
 
-func noAuto(p *config.Pool) *config.Pool   { p.AutoAssign = false; return p }
+func noAuto(p *config.Pool) *config.Pool     { p.AutoAssign = false; return p }
 func avoidBuggy(p *config.Pool) *config.Pool { p.AvoidBuggyIPs = true; return p }
 func allocation(p *config.Pool, al config.ServiceAllocation) *config.Pool {
 	p.Allocation = &al
@@ -431,8 +433,10 @@ func TestAllocateRules(t *testing.T) {
 			wantIPs: "fd00::", wantPool: "v6",
 		},
 		{
-			name:    "SingleStack uses the primary family only",
-			pools:   func(t *testing.T) []*config.Pool { return []*config.Pool{mkPool(t, "dual", "10.0.0.0/24", "fd00::/120")} },
+			name: "SingleStack uses the primary family only",
+			pools: func(t *testing.T) []*config.Pool {
+				return []*config.Pool{mkPool(t, "dual", "10.0.0.0/24", "fd00::/120")}
+			},
 			svc:     mk("web", families(SingleStack, IPv6, IPv4)),
 			wantIPs: "fd00::", wantPool: "dual",
 		},

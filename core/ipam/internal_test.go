@@ -1,0 +1,126 @@
+package ipam
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+func TestRangeCapacity(t *testing.T) {
+	tests := []struct {
+		first, last string
+		avoidBuggy  bool
+		want        uint64
+	}{
+		{"10.0.0.0", "10.0.0.255", false, 256},
+		{"10.0.0.0", "10.0.0.255", true, 254},
+		{"10.0.0.0", "10.3.255.255", true, 262144 - 2*1024},
+		{"10.0.0.255", "10.0.1.0", true, 0},
+		{"10.0.0.1", "10.0.0.254", true, 254},
+		{"0.0.0.0", "255.255.255.255", false, 1 << 32},
+		{"fd00::", "fd00::ff", true, 256},
+		{"fd00::", "fd00::ffff:ffff:ffff:ffff", false, ^uint64(0)},
+		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false, ^uint64(0)},
+	}
+	for _, tt := range tests {
+		first, last := netip.MustParseAddr(tt.first), netip.MustParseAddr(tt.last)
+		if got := rangeCapacity(familyOf(first), u128From(first), u128From(last), tt.avoidBuggy); got != tt.want {
+			t.Errorf("%s-%s avoidBuggy=%v: %d, want %d", tt.first, tt.last, tt.avoidBuggy, got, tt.want)
+		}
+	}
+}
+
+func TestU128RoundTrip(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "10.1.2.3", "255.255.255.255", "::", "fd00::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		a := netip.MustParseAddr(s)
+		if got := u128From(a).addr(familyOf(a)); got != a {
+			t.Errorf("%s -> %s", a, got)
+		}
+	}
+	if got := (u128{lo: ^uint64(0)}).next(); got != (u128{hi: 1}) {
+		t.Errorf("carry: %+v", got)
+	}
+}
+
+// TestAddrRangeAgainstModel drives one range with random takes and puts and compares every
+// lowestFree answer with a brute-force model.
+func TestAddrRangeAgainstModel(t *testing.T) {
+	for seed := range uint64(10) {
+		rnd := rand.New(rand.NewPCG(seed, 2))
+		avoid := seed%2 == 0
+		first := netip.MustParseAddr("10.0.0.250")
+		const size = 300
+		r := newAddrRange(IPv4, u128From(first), u128{lo: u128From(first).lo + size - 1}, avoid)
+		used := map[u128]bool{}
+		inUse := func(_ Family, x u128) bool { return used[x] }
+		model := func() (u128, bool) {
+			for i := range uint64(size) {
+				x := u128{lo: u128From(first).lo + i}
+				if !used[x] && !(avoid && isBuggy(IPv4, x)) {
+					return x, true
+				}
+			}
+			return u128{}, false
+		}
+		for step := range 5000 {
+			x := u128{lo: u128From(first).lo + uint64(rnd.IntN(size))}
+			switch op := rnd.IntN(3); {
+			case op == 0 && !used[x] && r.contains(x): // claim a specific address
+				used[x] = true
+				r.take(x)
+			case op == 1 && used[x]:
+				delete(used, x)
+				r.put(x, inUse)
+			default: // take the lowest free
+				got, ok := r.lowestFree(inUse)
+				want, wantOK := model()
+				if got != want || ok != wantOK {
+					t.Fatalf("seed %d step %d: lowestFree = %v %v, model %v %v", seed, step, got.addr(IPv4), ok, want.addr(IPv4), wantOK)
+				}
+				if ok {
+					used[got] = true
+					r.take(got)
+				}
+			}
+			if r.used != uint64(len(used)) {
+				t.Fatalf("seed %d step %d: used %d, model %d", seed, step, r.used, len(used))
+			}
+			if uint64(len(r.released)) > 2*r.freeBelow+65 {
+				t.Fatalf("seed %d step %d: heap has %d entries for %d free addresses", seed, step, len(r.released), r.freeBelow)
+			}
+		}
+	}
+}
+
+// TestStoreIndexAgainstMap adds and removes random keys and checks every lookup against a
+// map, which exercises the index's growth and backward-shift deletion.
+func TestStoreIndexAgainstMap(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 7))
+	s := newStore()
+	model := map[ServiceKey]uint32{}
+	key := func() ServiceKey {
+		return ServiceKey{fmt.Sprintf("ns%d", rnd.IntN(5)), fmt.Sprintf("svc%d", rnd.IntN(3000))}
+	}
+	for step := range 50000 {
+		k := key()
+		id, kh := s.find(k)
+		if id != model[k] {
+			t.Fatalf("step %d: find(%s) = %d, want %d", step, k, id, model[k])
+		}
+		if id == 0 {
+			model[k] = s.add(k, kh)
+		} else if rnd.IntN(2) == 0 {
+			s.remove(id)
+			delete(model, k)
+		}
+	}
+	if s.live != len(model) {
+		t.Fatalf("live %d, model %d", s.live, len(model))
+	}
+	for k, id := range model {
+		if got, _ := s.find(k); got != id || s.key(id) != k {
+			t.Fatalf("%s: find %d key %s, want %d", k, got, s.key(id), id)
+		}
+	}
+}
