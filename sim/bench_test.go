@@ -1,0 +1,77 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// tenNodes is a segment with ten nodes and one client.
+func tenNodes() Topology {
+	topo := Topology{Segments: []Segment{{Name: "lan"}}}
+	for i := range 10 {
+		topo.Nodes = append(topo.Nodes, Host{Name: fmt.Sprintf("node-%d", i), Interfaces: []Interface{{
+			Name: "eth0", Segment: "lan", Addrs: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("10.0.0.%d/24", 10+i))}}}})
+	}
+	topo.Clients = []Host{{Name: "client", Interfaces: []Interface{{
+		Name: "eth0", Segment: "lan", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.100/24")}}}}}
+	return topo
+}
+
+// BenchmarkIdleMinute advances an idle 10-node network by 60 s of virtual time.
+func BenchmarkIdleMinute(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		n, err := New(tenNodes(), Options{Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		n.RunFor(time.Minute)
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "wall-ms/virtual-minute")
+}
+
+// BenchmarkThousandConnections has a client open 1,000 TCP connections to a node, one after
+// the other, each read to the node's greeting. (Ephemeral ports wrap onto connections the
+// node still holds in TIME-WAIT; those SYNs get a challenge ACK and succeed on the client's
+// SYN retransmission, as with real stacks; the "served" metric counts the connections that
+// reached node-0. Measured: 998 of 1000 with seed 1 — the two port collisions are not yet
+// retried by gVisor's client within the 5 s timeout; see the report.)
+func BenchmarkThousandConnections(b *testing.B) {
+	b.ReportAllocs()
+	served := 0
+	for b.Loop() {
+		b.StopTimer()
+		n, err := New(tenNodes(), Options{Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, _ := n.Client("client")
+		b.StartTimer()
+		ok := 0
+		var next func(Attempt)
+		next = func(a Attempt) {
+			if a.Outcome == OutcomeOK && a.Node == "node-0" {
+				ok++
+			}
+			if len(c.Attempts()) < 1000 {
+				if err := c.ConnectTCP(netip.MustParseAddrPort("10.0.0.10:80"), 5*time.Second, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := c.ConnectTCP(netip.MustParseAddrPort("10.0.0.10:80"), 5*time.Second, next); err != nil {
+			b.Fatal(err)
+		}
+		n.RunFor(time.Minute)
+		if got := len(c.Attempts()); got != 1000 {
+			b.Fatalf("%d attempts finished, want 1000", got)
+		}
+		served = ok
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "wall-ms/1000-conns")
+	b.ReportMetric(float64(served), "served")
+}
