@@ -30,7 +30,10 @@ func TestPlan(t *testing.T) {
 		mkPool(t, "y", "10.5.0.0/16"),
 	)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(s Service, minutes int) Service { s.Created = t0.Add(time.Duration(minutes) * time.Minute); return s }
+	at := func(s Service, minutes int) Service {
+		s.Created = t0.Add(time.Duration(minutes) * time.Minute)
+		return s
+	}
 	svcs := []Service{
 		at(mk("e", current("10.5.0.9")), 5),
 		at(mk("d", inNS("team"), current("10.7.0.1")), 4),
