@@ -1,0 +1,342 @@
+// Package election chooses which node announces a VIP by layer 2.
+//
+// The choice is stateless and deterministic, like MetalLB's: every speaker runs Elect on the
+// same inputs and gets the same owner, with no coordination between them. Inputs are plain
+// values that a speaker assembles from its configuration, its watchers and its liveness
+// detector; the output is the owner (or the reason there is none) and the whole ordered
+// candidate list, which says who takes over next.
+//
+// One election covers a group of IPs that must live on one node: the IPv4 and IPv6 address of a
+// dual-stack Service, or an IP shared by several Services. A node is a candidate when, for every
+// IP of the group:
+//   - it matches the node selectors of an L2Advertisement covering the IP's pool,
+//   - it has an interface that such an advertisement allows and whose subnet contains the IP
+//     (so with split subnets only the nodes on the VIP's subnet are candidates),
+//   - it is live on that interface's segment (data-path liveness, see core/liveness), and
+//   - with externalTrafficPolicy Local, it has a ready endpoint of the Service.
+//
+// Candidates are ordered by preferred-node weight (highest first), then by
+// SHA-256(node name, 0x00, key IP as 16 bytes), lowest first, then by name. The key IP is the
+// group's lowest address (IPv4 before IPv6), so a dual-stack Service and a single-stack Service
+// sharing its IPv4 address hash alike. Hashing per IP spreads VIPs over nodes; because each
+// node's rank depends only on that node, removing a node never reorders the others.
+package election
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+)
+
+// Interface is one network interface of a candidate node.
+type Interface struct {
+	Name string
+	// Prefixes are the interface's addresses with their prefix lengths; their subnets are the
+	// segments the interface is on.
+	Prefixes []netip.Prefix
+	// Live reports whether the node is reachable on this interface's segment as the computing
+	// speaker sees it: for the local node, the link is up; for a peer, its heartbeats are heard
+	// on the local interface on that segment.
+	Live bool
+}
+
+// Node is a node that runs a speaker.
+type Node struct {
+	Name       string
+	Labels     map[string]string
+	Interfaces []Interface
+}
+
+// PreferredNodes gives weight to the nodes its selector matches. A node's weight is the sum of
+// the weights of all entries that match it, as in Kubernetes' preferredDuringScheduling node
+// affinity. The MetalLB API has no such field on L2Advertisement; speakers may feed it from an
+// annotation or a future field.
+type PreferredNodes struct {
+	Weight   int32
+	Selector labels.Selector
+}
+
+// Input is everything an election depends on.
+type Input struct {
+	// IPs are the addresses of the group: one IP, the two of a dual-stack Service, or an IP
+	// shared by several Services.
+	IPs []netip.Addr
+	// Nodes are the nodes running a speaker.
+	Nodes []Node
+	// Advertisements are the L2Advertisements whose pools contain the group's IPs.
+	Advertisements []*config.L2Advertisement
+	// Preferred orders candidates before the hash does.
+	Preferred []PreferredNodes
+	// LocalTrafficPolicy is true for externalTrafficPolicy Local: only nodes with a ready
+	// endpoint of the Service may announce it, since kube-proxy drops traffic elsewhere.
+	LocalTrafficPolicy bool
+	// ReadyEndpointNodes are the nodes with a ready endpoint; used with LocalTrafficPolicy.
+	ReadyEndpointNodes []string
+}
+
+// Reason says why an election has no owner. Reasons are checked in the order listed, and the
+// first stage that leaves no candidate is reported.
+type Reason uint8
+
+// Reasons for no owner.
+const (
+	// ReasonNone: there is an owner.
+	ReasonNone Reason = iota
+	// ReasonNoAdvertisement: no L2Advertisement covers the IPs' pool.
+	ReasonNoAdvertisement
+	// ReasonNoNodeSelected: no node matches an advertisement's node selectors.
+	ReasonNoNodeSelected
+	// ReasonNoInterface: no selected node has, for every IP, an allowed interface whose subnet
+	// contains it.
+	ReasonNoInterface
+	// ReasonNoLiveNode: every such node is dead on the IPs' segments.
+	ReasonNoLiveNode
+	// ReasonNoReadyEndpoint: with externalTrafficPolicy Local, no remaining node has a ready
+	// endpoint.
+	ReasonNoReadyEndpoint
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonNone:
+		return "elected"
+	case ReasonNoAdvertisement:
+		return "no L2Advertisement covers the pool"
+	case ReasonNoNodeSelected:
+		return "no node matches the L2Advertisements' node selectors"
+	case ReasonNoInterface:
+		return "no selected node has an allowed interface on the IPs' subnets"
+	case ReasonNoLiveNode:
+		return "no eligible node is live on the IPs' segments"
+	case ReasonNoReadyEndpoint:
+		return "no live eligible node has a ready endpoint (externalTrafficPolicy Local)"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// Announcement says where a candidate announces one IP of the group.
+type Announcement struct {
+	IP netip.Addr
+	// Interfaces are the live, allowed interfaces whose subnet contains IP, sorted.
+	Interfaces []string
+}
+
+// Candidate is an eligible node with its rank.
+type Candidate struct {
+	Node string
+	// Weight is the node's preferred-node weight.
+	Weight int64
+	// Hash is SHA-256(node name, 0x00, key IP) and orders candidates of equal weight.
+	Hash [sha256.Size]byte
+	// Announcements has one entry per IP of the group, in IP order.
+	Announcements []Announcement
+}
+
+// Result is the outcome of an election.
+type Result struct {
+	// Owner is the node that announces the group's IPs; empty when Reason is not ReasonNone.
+	Owner string
+	// Reason says why there is no owner.
+	Reason Reason
+	// Candidates are all eligible nodes, best first; Candidates[0] is the owner.
+	Candidates []Candidate
+}
+
+// Elect chooses the owner of in.IPs. It returns an error only for inputs that no speaker should
+// produce (no IPs, invalid or duplicate IPs, nameless or duplicate nodes, non-positive weights),
+// naming the offending value.
+func Elect(in Input) (Result, error) {
+	ips, err := sortedIPs(in.IPs)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := checkNodes(in.Nodes); err != nil {
+		return Result{}, err
+	}
+	for i, p := range in.Preferred {
+		if p.Weight <= 0 || p.Selector == nil {
+			return Result{}, fmt.Errorf("election: preferred nodes entry %d: weight %d must be positive and the selector set", i, p.Weight)
+		}
+	}
+	if len(in.Advertisements) == 0 {
+		return Result{Reason: ReasonNoAdvertisement}, nil
+	}
+	ready := map[string]bool{}
+	for _, n := range in.ReadyEndpointNodes {
+		ready[n] = true
+	}
+
+	// Each node is taken through the stages in order; the furthest stage any node reached
+	// explains an empty result.
+	furthest := ReasonNoNodeSelected
+	var candidates []Candidate
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
+		set := labels.Set(n.Labels)
+		var adverts []*config.L2Advertisement
+		for _, a := range in.Advertisements {
+			if selectsNode(a, set) {
+				adverts = append(adverts, a)
+			}
+		}
+		if len(adverts) == 0 {
+			continue
+		}
+		furthest = max(furthest, ReasonNoInterface)
+		announcements, allowed := announcementsFor(n, ips, adverts)
+		if !allowed {
+			continue
+		}
+		furthest = max(furthest, ReasonNoLiveNode)
+		if announcements == nil {
+			continue
+		}
+		furthest = max(furthest, ReasonNoReadyEndpoint)
+		if in.LocalTrafficPolicy && !ready[n.Name] {
+			continue
+		}
+		candidates = append(candidates, Candidate{
+			Node:          n.Name,
+			Weight:        weight(in.Preferred, set),
+			Hash:          rankHash(n.Name, ips[0]),
+			Announcements: announcements,
+		})
+	}
+	if len(candidates) == 0 {
+		return Result{Reason: furthest}, nil
+	}
+	slices.SortFunc(candidates, compareCandidates)
+	return Result{Owner: candidates[0].Node, Reason: ReasonNone, Candidates: candidates}, nil
+}
+
+func sortedIPs(in []netip.Addr) ([]netip.Addr, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("election: no IPs to elect an owner for")
+	}
+	ips := make([]netip.Addr, len(in))
+	for i, a := range in {
+		if !a.IsValid() || a.Zone() != "" {
+			return nil, fmt.Errorf("election: IP %d (%v) is not a valid unzoned address", i, a)
+		}
+		ips[i] = a.Unmap()
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for i := 1; i < len(ips); i++ {
+		if ips[i] == ips[i-1] {
+			return nil, fmt.Errorf("election: IP %v is listed twice", ips[i])
+		}
+	}
+	return ips, nil
+}
+
+func checkNodes(nodes []Node) error {
+	seen := make(map[string]bool, len(nodes))
+	for i, n := range nodes {
+		if n.Name == "" {
+			return fmt.Errorf("election: node %d has no name", i)
+		}
+		if seen[n.Name] {
+			return fmt.Errorf("election: node %q is listed twice", n.Name)
+		}
+		seen[n.Name] = true
+	}
+	return nil
+}
+
+// selectsNode reports whether advertisement a lets the node with labels set announce: it has no
+// node selectors, or one of them matches.
+func selectsNode(a *config.L2Advertisement, set labels.Set) bool {
+	if len(a.NodeSelectors) == 0 {
+		return true
+	}
+	for _, s := range a.NodeSelectors {
+		if s.Matches(set) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowsInterface reports whether one of adverts lets interface name answer.
+func allowsInterface(adverts []*config.L2Advertisement, name string) bool {
+	for _, a := range adverts {
+		if len(a.Interfaces) == 0 || slices.Contains(a.Interfaces, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// announcementsFor returns where node n announces each of ips. allowed is false when some IP has
+// no allowed interface on its subnet at all; announcements is nil when some IP has such
+// interfaces but none of them is live.
+func announcementsFor(n *Node, ips []netip.Addr, adverts []*config.L2Advertisement) (announcements []Announcement, allowed bool) {
+	announcements = make([]Announcement, 0, len(ips))
+	allLive := true
+	for _, ip := range ips {
+		var onSubnet, live []string
+		for _, ifc := range n.Interfaces {
+			if !allowsInterface(adverts, ifc.Name) || !slices.ContainsFunc(ifc.Prefixes, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+				continue
+			}
+			onSubnet = append(onSubnet, ifc.Name)
+			if ifc.Live {
+				live = append(live, ifc.Name)
+			}
+		}
+		if len(onSubnet) == 0 {
+			return nil, false
+		}
+		if len(live) == 0 {
+			allLive = false
+			continue
+		}
+		slices.Sort(live)
+		announcements = append(announcements, Announcement{IP: ip, Interfaces: slices.Compact(live)})
+	}
+	if !allLive {
+		return nil, true
+	}
+	return announcements, true
+}
+
+func weight(preferred []PreferredNodes, set labels.Set) int64 {
+	var w int64
+	for _, p := range preferred {
+		if p.Selector.Matches(set) {
+			w += int64(p.Weight)
+		}
+	}
+	return w
+}
+
+// rankHash is SHA-256 over the node name, a zero byte (node names never contain one, so no two
+// (name, IP) pairs give the same input), and the key IP in its 16-byte form.
+func rankHash(node string, key netip.Addr) [sha256.Size]byte {
+	b := make([]byte, 0, len(node)+1+16)
+	b = append(b, node...)
+	b = append(b, 0)
+	ip := key.As16()
+	b = append(b, ip[:]...)
+	return sha256.Sum256(b)
+}
+
+func compareCandidates(a, b Candidate) int {
+	if a.Weight != b.Weight {
+		if a.Weight > b.Weight {
+			return -1
+		}
+		return 1
+	}
+	if c := bytes.Compare(a.Hash[:], b.Hash[:]); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Node, b.Node)
+}
