@@ -72,9 +72,7 @@ func Load(sources ...Source) (*Result, error) {
 	}
 	cfg, warnings, err := Build(&l.res.Objects)
 	var buildErrs Errors
-	if err != nil {
-		buildErrs = err.(Errors)
-	}
+	errors.As(err, &buildErrs) // Build's only error is an Errors
 	for _, e := range buildErrs {
 		l.errs = append(l.errs, l.withOrigin(e))
 	}
@@ -189,18 +187,13 @@ func (l *loader) decodeDocument(where string, data []byte) {
 		if l.decode(e, data, obj) {
 			l.res.MetalLBs = append(l.res.MetalLBs, obj)
 		}
-	case "metallb.io/v1beta1 ServiceL2Status", "metallb.io/v1beta1 ServiceBGPStatus", "metallb.io/v1beta1 ConfigurationState":
-		// Status objects are written by Switchyard itself; they are checked and not used.
-		var obj any
-		switch h.Kind {
-		case "ServiceL2Status":
-			obj = &v1beta1.ServiceL2Status{}
-		case "ServiceBGPStatus":
-			obj = &v1beta1.ServiceBGPStatus{}
-		default:
-			obj = &v1beta1.ConfigurationState{}
-		}
-		l.decode(e, data, obj)
+	// Status objects are written by Switchyard itself: they are checked, and not used.
+	case "metallb.io/v1beta1 ServiceL2Status":
+		l.decode(e, data, &v1beta1.ServiceL2Status{})
+	case "metallb.io/v1beta1 ServiceBGPStatus":
+		l.decode(e, data, &v1beta1.ServiceBGPStatus{})
+	case "metallb.io/v1beta1 ConfigurationState":
+		l.decode(e, data, &v1beta1.ConfigurationState{})
 	case "v1 Service":
 		obj := &corev1.Service{}
 		if l.decode(e, data, obj) {
