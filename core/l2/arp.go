@@ -1,13 +1,6 @@
 package l2
 
-import (
-	"encoding/binary"
-	"net"
-	"net/netip"
-
-	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
-)
+import "encoding/binary"
 
 // EtherTypes the responder handles.
 const (
@@ -16,7 +9,8 @@ const (
 )
 
 // Layout of an Ethernet frame carrying ARP for IPv4 over Ethernet (RFC 826): a 14-byte Ethernet
-// header, then a fixed 28-byte ARP payload.
+// header, then a fixed 28-byte ARP payload. ARP frames are read and written in place at these
+// offsets; the tests hold every frame against mdlayher's arp and ethernet packages.
 const (
 	ethHeaderLen = 14
 	arpLen       = 28
@@ -86,49 +80,41 @@ func parseARPRequest(frame []byte, req *arpRequest) arpVerdict {
 	return arpOK
 }
 
-// putARPReply writes into b (at least arpFrameLen bytes) the reply to req from hardware address
-// mac: sent to the requester's hardware address, saying that req's target IP is at mac.
-func putARPReply(b []byte, req *arpRequest, mac *[6]byte) {
+// putARP writes a whole ARP frame for IPv4 over Ethernet into b (at least arpFrameLen bytes).
+func putARP(b []byte, ethDst *[6]byte, op uint16, sha *[6]byte, spa *[4]byte, tha *[6]byte, tpa *[4]byte) {
 	_ = b[arpFrameLen-1]
-	copy(b[offEthDst:], req.senderMAC[:])
-	copy(b[offEthSrc:], mac[:])
+	copy(b[offEthDst:], ethDst[:])
+	copy(b[offEthSrc:], sha[:])
 	binary.BigEndian.PutUint16(b[offEtherType:], EtherTypeARP)
 	binary.BigEndian.PutUint16(b[offARPHType:], arpHardwareEthernet)
 	binary.BigEndian.PutUint16(b[offARPPType:], etherTypeIPv4)
 	b[offARPHLen] = 6
 	b[offARPPLen] = 4
-	binary.BigEndian.PutUint16(b[offARPOp:], arpOpReply)
-	copy(b[offARPSHA:], mac[:])
-	copy(b[offARPSPA:], req.targetIP[:])
-	copy(b[offARPTHA:], req.senderMAC[:])
-	copy(b[offARPTPA:], req.senderIP[:])
+	binary.BigEndian.PutUint16(b[offARPOp:], op)
+	copy(b[offARPSHA:], sha[:])
+	copy(b[offARPSPA:], spa[:])
+	copy(b[offARPTHA:], tha[:])
+	copy(b[offARPTPA:], tpa[:])
+}
+
+// putARPReply writes into b (at least arpFrameLen bytes) the reply to req from hardware address
+// mac: sent to the requester's hardware address, saying that req's target IP is at mac.
+func putARPReply(b []byte, req *arpRequest, mac *[6]byte) {
+	putARP(b, &req.senderMAC, arpOpReply, mac, &req.targetIP, &req.senderMAC, &req.senderIP)
 }
 
 // gratuitousARP returns the two broadcast frames that announce that vip is at mac, as recommended
-// by RFC 5944 §4.6 (originally RFC 3344): a request and a reply, both with sender and target
-// protocol address set to vip. Hosts differ in which form they honour (Linux updates its cache
-// on either; some switches and older stacks only on one), so both are sent.
+// by RFC 5944 §4.6 (originally RFC 3344): a reply and a request, both with sender and target
+// protocol address set to vip. Hosts differ in which form they honour (Linux updates an existing
+// cache entry on either; some stacks and switches only on one), so both are sent.
 //
 // In the reply form the target hardware address is mac as well; in the request form it is
-// unused and zero, as in an RFC 5227 ARP Announcement.
-func gratuitousARP(vip netip.Addr, mac net.HardwareAddr) (request, reply []byte, err error) {
-	build := func(op arp.Operation, tha net.HardwareAddr) ([]byte, error) {
-		p, err := arp.NewPacket(op, mac, vip, tha, vip)
-		if err != nil {
-			return nil, err
-		}
-		payload, err := p.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		f := ethernet.Frame{Destination: ethernet.Broadcast, Source: mac, EtherType: ethernet.EtherTypeARP, Payload: payload}
-		return f.MarshalBinary()
-	}
-	if request, err = build(arp.OperationRequest, net.HardwareAddr{0, 0, 0, 0, 0, 0}); err != nil {
-		return nil, nil, err
-	}
-	if reply, err = build(arp.OperationReply, mac); err != nil {
-		return nil, nil, err
-	}
-	return request, reply, nil
+// unused and zero, as in an RFC 5227 ARP Announcement. The frames are not padded: the backend
+// pads short frames.
+func gratuitousARP(vip [4]byte, mac *[6]byte) (reply, request []byte) {
+	b := make([]byte, 2*arpFrameLen)
+	reply, request = b[:arpFrameLen:arpFrameLen], b[arpFrameLen:]
+	putARP(reply, &broadcastMAC, arpOpReply, mac, &vip, mac, &vip)
+	putARP(request, &broadcastMAC, arpOpRequest, mac, &vip, &[6]byte{}, &vip)
+	return reply, request
 }

@@ -54,7 +54,7 @@ func BenchmarkARPIgnore(b *testing.B) {
 func BenchmarkNDPAnswer(b *testing.B) {
 	r := benchResponder(b)
 	group := solicitedNode(vip6)
-	frame := nsFrame(b, macClient, multicastMAC(group), client6, group, vip6, macClient, 255)
+	frame := nsFrame(b, macClient, mcastHW(group), client6, group, vip6, macClient, 255)
 	b.ReportAllocs()
 	for b.Loop() {
 		if r.HandleFrame("eth0", frame) == nil {

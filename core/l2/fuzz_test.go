@@ -80,7 +80,7 @@ func referenceARPReply(frame []byte) *arp.Packet {
 // 255 and a correct checksum, answering a solicitation that passed the RFC 4861 checks.
 func FuzzNDP(f *testing.F) {
 	group := solicitedNode(vip6)
-	gmac := multicastMAC(group)
+	gmac := mcastHW(group)
 	f.Add(nsFrame(f, macOther, gmac, client6, group, vip6, macClient, 255))
 	f.Add(nsFrame(f, macClient, macEth0, client6, vip6, vip6, nil, 255))
 	f.Add(nsFrame(f, macClient, gmac, netip.IPv6Unspecified(), group, vip6, nil, 255))

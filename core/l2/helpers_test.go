@@ -147,3 +147,9 @@ func parseNA(t testing.TB, frame []byte) parsedNA {
 	}
 	return p
 }
+
+// mcastHW is multicastMAC as a net.HardwareAddr, for mdlayher's APIs.
+func mcastHW(g netip.Addr) net.HardwareAddr {
+	m := multicastMAC(g)
+	return m[:]
+}

@@ -2,8 +2,6 @@ package l2
 
 import (
 	"encoding/binary"
-	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/mdlayher/ndp"
@@ -31,10 +29,13 @@ const (
 	// nsMinLen is the shortest valid Neighbor Solicitation: ICMPv6 header, reserved, target.
 	nsMinLen = 24
 
-	ndpOptSourceLLA = 1
+	ndpOptTargetLLA = 2
 )
 
-var allNodes = netip.MustParseAddr("ff02::1")
+var (
+	allNodes    = netip.MustParseAddr("ff02::1")
+	allNodesMAC = [6]byte{0x33, 0x33, 0, 0, 0, 1} // multicastMAC(allNodes)
+)
 
 // neighborSolicitation is a validated Neighbor Solicitation, with what a reply needs.
 type neighborSolicitation struct {
@@ -43,8 +44,9 @@ type neighborSolicitation struct {
 	src    netip.Addr // may be :: during duplicate address detection
 	dst    netip.Addr
 	target netip.Addr
-	// sourceLLA is the Source Link-Layer Address option, nil when absent.
-	sourceLLA net.HardwareAddr
+	// sourceLLA is the Source Link-Layer Address option, if hasSourceLLA.
+	sourceLLA    [6]byte
+	hasSourceLLA bool
 }
 
 // nsVerdict says what parseNeighborSolicitation found.
@@ -106,11 +108,14 @@ func parseNeighborSolicitation(frame []byte, ns *neighborSolicitation) nsVerdict
 	copy(ns.ethSrc[:], frame[offEthSrc:offEthSrc+6])
 	copy(ns.ethDst[:], frame[offEthDst:offEthDst+6])
 	for _, o := range sol.Options {
-		if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Source {
-			ns.sourceLLA = lla.Addr
+		if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Source && len(lla.Addr) == 6 {
+			ns.sourceLLA, ns.hasSourceLLA = [6]byte(lla.Addr), true
 		}
 	}
-	if src.IsUnspecified() && (ns.sourceLLA != nil || dst != solicitedNode(sol.TargetAddress)) {
+	if src.IsMulticast() || (ns.hasSourceLLA && ns.sourceLLA[0]&1 != 0) {
+		return nsMalformed // an answer would go to a group
+	}
+	if src.IsUnspecified() && (ns.hasSourceLLA || dst != solicitedNode(sol.TargetAddress)) {
 		// Duplicate address detection: must go to the solicited-node group, without a source
 		// link-layer address (there is no source address to bind it to).
 		return nsMalformed
@@ -126,9 +131,9 @@ func solicitedNode(a netip.Addr) netip.Addr {
 }
 
 // multicastMAC returns the Ethernet address IPv6 multicast group g maps to (RFC 2464 §7).
-func multicastMAC(g netip.Addr) net.HardwareAddr {
+func multicastMAC(g netip.Addr) [6]byte {
 	b := g.As16()
-	return net.HardwareAddr{0x33, 0x33, b[12], b[13], b[14], b[15]}
+	return [6]byte{0x33, 0x33, b[12], b[13], b[14], b[15]}
 }
 
 // icmpv6Checksum returns the Internet checksum (RFC 1071) of an ICMPv6 message msg sent from
@@ -158,52 +163,63 @@ func icmpv6Checksum(src, dst netip.Addr, msg []byte) uint16 {
 	return ^uint16(sum)
 }
 
+// naLen is the length of the neighbour advertisements we send: ICMPv6 header (4), flags and
+// reserved (4), target (16), Target Link-Layer Address option (8).
+const naLen = 32
+
+// Neighbor Advertisement flags (RFC 4861 §4.4).
+const (
+	naFlagSolicited = 0x40
+	naFlagOverride  = 0x20
+)
+
 // neighborAdvertisement returns an Ethernet frame carrying a Neighbor Advertisement for target
 // at mac, from target to dst (dstMAC at the Ethernet layer), with the Override flag set (we own
 // target and want caches to take our MAC even over an older entry) and a Target Link-Layer
-// Address option.
-func neighborAdvertisement(mac net.HardwareAddr, target, dst netip.Addr, dstMAC net.HardwareAddr, solicited bool) ([]byte, error) {
-	na := &ndp.NeighborAdvertisement{
-		Solicited:     solicited,
-		Override:      true,
-		TargetAddress: target,
-		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
-	}
-	icmp, err := ndp.MarshalMessageChecksum(na, target, dst)
-	if err != nil {
-		return nil, fmt.Errorf("l2: neighbor advertisement for %s: %w", target, err)
-	}
-	b := make([]byte, offICMPv6, offICMPv6+len(icmp))
-	copy(b[offEthDst:], dstMAC)
-	copy(b[offEthSrc:], mac)
+// Address option. The tests check it byte for byte against mdlayher's ndp encoder.
+func neighborAdvertisement(mac *[6]byte, target, dst netip.Addr, dstMAC *[6]byte, solicited bool) []byte {
+	b := make([]byte, offICMPv6+naLen)
+	copy(b[offEthDst:], dstMAC[:])
+	copy(b[offEthSrc:], mac[:])
 	binary.BigEndian.PutUint16(b[offEtherType:], EtherTypeIPv6)
 	b[offIPv6] = 6 << 4
-	binary.BigEndian.PutUint16(b[offIPv6Len:], uint16(len(icmp)))
+	binary.BigEndian.PutUint16(b[offIPv6Len:], naLen)
 	b[offIPv6Next] = protocolICMPv6
 	b[offIPv6Hops] = ndpHopLimit
 	s, d := target.As16(), dst.As16()
 	copy(b[offIPv6Src:], s[:])
 	copy(b[offIPv6Dst:], d[:])
-	return append(b, icmp...), nil
+	icmp := b[offICMPv6:]
+	icmp[0] = icmpv6TypeNA
+	icmp[4] = naFlagOverride
+	if solicited {
+		icmp[4] |= naFlagSolicited
+	}
+	copy(icmp[8:24], s[:])
+	icmp[24] = ndpOptTargetLLA
+	icmp[25] = 1 // length in units of 8 bytes
+	copy(icmp[26:32], mac[:])
+	binary.BigEndian.PutUint16(icmp[2:4], icmpv6Checksum(target, dst, icmp))
+	return b
 }
 
 // unsolicitedNA returns the Neighbor Advertisement that announces target at mac to all nodes
 // (RFC 4861 §7.2.6): to ff02::1, Solicited clear, Override set.
-func unsolicitedNA(mac net.HardwareAddr, target netip.Addr) ([]byte, error) {
-	return neighborAdvertisement(mac, target, allNodes, multicastMAC(allNodes), false)
+func unsolicitedNA(mac *[6]byte, target netip.Addr) []byte {
+	return neighborAdvertisement(mac, target, allNodes, &allNodesMAC, false)
 }
 
 // solicitedNA returns the answer to ns for an address we own at mac (RFC 4861 §7.2.4). A
 // solicitation from the unspecified address (duplicate address detection) is answered to all
 // nodes with Solicited clear, as the RFC requires; any other to the solicitor, with Solicited
 // set, at the source link-layer address it gave or else the Ethernet address it came from.
-func solicitedNA(mac net.HardwareAddr, ns *neighborSolicitation) ([]byte, error) {
+func solicitedNA(mac *[6]byte, ns *neighborSolicitation) []byte {
 	if ns.src.IsUnspecified() {
 		return unsolicitedNA(mac, ns.target)
 	}
-	dstMAC := ns.sourceLLA
-	if dstMAC == nil {
-		dstMAC = ns.ethSrc[:]
+	dstMAC := ns.ethSrc
+	if ns.hasSourceLLA {
+		dstMAC = ns.sourceLLA
 	}
-	return neighborAdvertisement(mac, ns.target, ns.src, dstMAC, true)
+	return neighborAdvertisement(mac, ns.target, ns.src, &dstMAC, true)
 }

@@ -346,22 +346,13 @@ func (r *Responder) announceIfDue(v *vip, now time.Time, out *Output) {
 
 // announce appends the frames announcing addr on ifc.
 func (r *Responder) announce(ifc *iface, addr netip.Addr, out *Output) {
-	mac := net.HardwareAddr(ifc.mac[:])
 	if addr.Is4() {
-		req, rep, err := gratuitousARP(addr, mac)
-		if err != nil {
-			// addr and mac were validated by Own and SetInterface.
-			panic(fmt.Sprintf("l2: gratuitous ARP for validated %v at %v: %v", addr, mac, err))
-		}
-		out.Frames = append(out.Frames, Transmit{ifc.name, rep}, Transmit{ifc.name, req})
+		reply, request := gratuitousARP(addr.As4(), &ifc.mac)
+		out.Frames = append(out.Frames, Transmit{ifc.name, reply}, Transmit{ifc.name, request})
 		r.counters.Announcements += 2
 		return
 	}
-	na, err := unsolicitedNA(mac, addr)
-	if err != nil {
-		panic(fmt.Sprintf("l2: unsolicited NA for validated %v at %v: %v", addr, mac, err))
-	}
-	out.Frames = append(out.Frames, Transmit{ifc.name, na})
+	out.Frames = append(out.Frames, Transmit{ifc.name, unsolicitedNA(&ifc.mac, addr)})
 	r.counters.Announcements++
 }
 
@@ -463,7 +454,7 @@ func (r *Responder) handleNDP(ifc *iface, frame []byte) []byte {
 	}
 	// Multicast solicitations go to the target's solicited-node group, unicast ones (neighbour
 	// unreachability detection) to the target itself at our MAC.
-	multicast := ns.dst == solicitedNode(ns.target) && [6]byte(multicastMAC(ns.dst)) == ns.ethDst
+	multicast := ns.dst == solicitedNode(ns.target) && multicastMAC(ns.dst) == ns.ethDst
 	unicast := ns.dst == ns.target && ns.ethDst == ifc.mac
 	if !multicast && !unicast {
 		r.counters.OtherDestination++
@@ -473,13 +464,8 @@ func (r *Responder) handleNDP(ifc *iface, frame []byte) []byte {
 		r.counters.NotOwned++
 		return nil
 	}
-	reply, err := solicitedNA(net.HardwareAddr(ifc.mac[:]), &ns)
-	if err != nil {
-		r.counters.Malformed++
-		return nil
-	}
 	r.counters.NAReplies++
-	return reply
+	return solicitedNA(&ifc.mac, &ns)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

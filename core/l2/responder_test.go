@@ -169,7 +169,7 @@ func countersMoved(a, b Counters) int {
 
 func TestHandleNDP(t *testing.T) {
 	group := solicitedNode(vip6)
-	groupMAC := multicastMAC(group)
+	groupMAC := mcastHW(group)
 	fixChecksum := func(frame []byte) []byte {
 		src := netip.AddrFrom16([16]byte(frame[22:38]))
 		dst := netip.AddrFrom16([16]byte(frame[38:54]))
@@ -221,7 +221,7 @@ func TestHandleNDP(t *testing.T) {
 		},
 		{
 			name:  "target not owned",
-			frame: nsFrame(t, macClient, multicastMAC(solicitedNode(notOwned6)), client6, solicitedNode(notOwned6), notOwned6, macClient, 255),
+			frame: nsFrame(t, macClient, mcastHW(solicitedNode(notOwned6)), client6, solicitedNode(notOwned6), notOwned6, macClient, 255),
 			count: func(c Counters) uint64 { return c.NotOwned },
 		},
 		{
@@ -237,6 +237,16 @@ func TestHandleNDP(t *testing.T) {
 		{
 			name:  "duplicate address detection with a source link-layer address",
 			frame: nsFrame(t, macClient, groupMAC, netip.IPv6Unspecified(), group, vip6, macClient, 255),
+			count: func(c Counters) uint64 { return c.Malformed },
+		},
+		{
+			name:  "multicast source address",
+			frame: nsFrame(t, macClient, mcastHW(group), netip.MustParseAddr("ff02::2"), group, vip6, nil, 255),
+			count: func(c Counters) uint64 { return c.Malformed },
+		},
+		{
+			name:  "multicast source link-layer address",
+			frame: nsFrame(t, macClient, mcastHW(group), client6, group, vip6, net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 1}, 255),
 			count: func(c Counters) uint64 { return c.Malformed },
 		},
 		{
@@ -263,14 +273,8 @@ func TestHandleNDP(t *testing.T) {
 			count: func(c Counters) uint64 { return c.Malformed },
 		},
 		{
-			name: "neighbour advertisement",
-			frame: func() []byte {
-				b, err := unsolicitedNA(macOther, notOwned6)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b
-			}(),
+			name:  "neighbour advertisement",
+			frame: unsolicitedNA(&[6]byte{0x02, 0xee, 0, 0, 0, 0x09}, notOwned6),
 			count: func(c Counters) uint64 { return c.NotRequest },
 		},
 		{
@@ -384,34 +388,58 @@ func TestAnnouncementSchedule(t *testing.T) {
 }
 
 func TestGratuitousARPBytes(t *testing.T) {
-	request, reply, err := gratuitousARP(vip4, macEth0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pad := strings.Repeat("00", 18) // mdlayher/ethernet pads to the 60-byte minimum
-	wantRequest := mustHex(t, `ffffffffffff 020000000001 0806
-		0001 0800 06 04 0001 020000000001 c000020a 000000000000 c000020a`+pad)
+	reply, request := gratuitousARP(vip4.As4(), (*[6]byte)(macEth0))
 	wantReply := mustHex(t, `ffffffffffff 020000000001 0806
-		0001 0800 06 04 0002 020000000001 c000020a 020000000001 c000020a`+pad)
-	if !bytes.Equal(request, wantRequest) {
-		t.Errorf("request form =\n%x\nwant\n%x", request, wantRequest)
-	}
+		0001 0800 06 04 0002 020000000001 c000020a 020000000001 c000020a`)
+	wantRequest := mustHex(t, `ffffffffffff 020000000001 0806
+		0001 0800 06 04 0001 020000000001 c000020a 000000000000 c000020a`)
 	if !bytes.Equal(reply, wantReply) {
 		t.Errorf("reply form =\n%x\nwant\n%x", reply, wantReply)
 	}
+	if !bytes.Equal(request, wantRequest) {
+		t.Errorf("request form =\n%x\nwant\n%x", request, wantRequest)
+	}
+	// mdlayher's encoders give the same bytes (plus padding to 60, which the backend adds).
+	refReply := arpFrame(t, ethernet.Broadcast, arp.OperationReply, macEth0, vip4, macEth0, vip4)
+	refRequest := arpFrame(t, ethernet.Broadcast, arp.OperationRequest, macEth0, vip4, net.HardwareAddr{0, 0, 0, 0, 0, 0}, vip4)
+	for _, c := range []struct{ got, ref []byte }{{reply, refReply}, {request, refRequest}} {
+		if !bytes.Equal(c.got, c.ref[:len(c.got)]) || !bytes.Equal(c.ref[len(c.got):], make([]byte, len(c.ref)-len(c.got))) {
+			t.Errorf("frame\n%x\ndiffers from mdlayher's\n%x", c.got, c.ref)
+		}
+	}
+	// Appending to one frame (a backend padding it) must not overwrite the other.
+	_ = append(reply, 0xaa)
+	if !bytes.Equal(request, wantRequest) {
+		t.Error("appending to the reply frame changed the request frame")
+	}
 }
 
-func TestUnsolicitedNABytes(t *testing.T) {
-	got, err := unsolicitedNA(macEth0, vip6)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestNeighborAdvertisementBytes(t *testing.T) {
+	got := unsolicitedNA((*[6]byte)(macEth0), vip6)
 	// Checksum f90c computed independently (Python, RFC 1071 over the pseudo-header).
 	want := mustHex(t, `333300000001 020000000001 86dd
 		60000000 0020 3a ff 20010db8000000000000000000000010 ff020000000000000000000000000001
 		88 00 f90c 20000000 20010db8000000000000000000000010 02 01 020000000001`)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("unsolicited NA =\n%x\nwant\n%x", got, want)
+	}
+	// The ICMPv6 part is what mdlayher's encoder produces, for both forms.
+	for _, solicited := range []bool{false, true} {
+		dst := allNodes
+		if solicited {
+			dst = client6
+		}
+		frame := neighborAdvertisement((*[6]byte)(macEth0), vip6, dst, (*[6]byte)(macClient), solicited)
+		ref, err := ndp.MarshalMessageChecksum(&ndp.NeighborAdvertisement{
+			Solicited: solicited, Override: true, TargetAddress: vip6,
+			Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: macEth0}},
+		}, vip6, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(frame[54:], ref) {
+			t.Errorf("solicited=%v: ICMPv6\n%x\nmdlayher\n%x", solicited, frame[54:], ref)
+		}
 	}
 }
 
@@ -453,7 +481,7 @@ func TestOwnIPv6JoinsAndDisownLeaves(t *testing.T) {
 	if want := []Group{{"eth0", group}}; !slices.Equal(out.Leaves, want) || len(out.Joins) != 0 || len(out.Frames) != 0 {
 		t.Fatalf("narrowing: %+v, want only leaves %v", out, want)
 	}
-	if got := r.HandleFrame("eth0", nsFrame(t, macClient, multicastMAC(group), client6, group, vip6, nil, 255)); got != nil {
+	if got := r.HandleFrame("eth0", nsFrame(t, macClient, mcastHW(group), client6, group, vip6, nil, 255)); got != nil {
 		t.Fatal("answered on eth0 after narrowing to eth1")
 	}
 
@@ -536,7 +564,7 @@ func TestSolicitedNodeAndChecksum(t *testing.T) {
 	if got, want := solicitedNode(netip.MustParseAddr("2001:db8::1:2345:6789")), netip.MustParseAddr("ff02::1:ff45:6789"); got != want {
 		t.Errorf("solicitedNode = %v, want %v", got, want)
 	}
-	if got, want := multicastMAC(netip.MustParseAddr("ff02::1:ff45:6789")).String(), "33:33:ff:45:67:89"; got != want {
+	if got, want := mcastHW(netip.MustParseAddr("ff02::1:ff45:6789")).String(), "33:33:ff:45:67:89"; got != want {
 		t.Errorf("multicastMAC = %v, want %v", got, want)
 	}
 	// The checksum of mdlayher's encoder (via x/net/icmp) verifies with ours.
