@@ -184,13 +184,16 @@ type Detector struct {
 	interfaces map[string]*segment
 	names      []string // interface names, sorted, for deterministic output
 	counters   Counters
+	// sequences holds the last sequence sent per interface name. It outlives RemoveInterface:
+	// an interface removed and added again in the same incarnation must continue its
+	// sequence, or peers would drop its heartbeats as replays.
+	sequences map[string]uint64
 }
 
 // segment is what the detector knows about one of our interfaces.
 type segment struct {
 	mac      net.HardwareAddr
 	up       bool
-	sequence uint64 // last sequence sent
 	nextSend time.Time
 	peers    map[string]*peer
 }
@@ -214,7 +217,7 @@ func NewDetector(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	cfg.Key = slices.Clone(cfg.Key)
-	return &Detector{cfg: cfg, interfaces: map[string]*segment{}}, nil
+	return &Detector{cfg: cfg, interfaces: map[string]*segment{}, sequences: map[string]uint64{}}, nil
 }
 
 // Config returns the configuration with defaults applied.
@@ -437,7 +440,7 @@ func (d *Detector) Tick(now time.Time) ([]Transmit, []Event) {
 			continue
 		}
 		if !now.Before(s.nextSend) {
-			out = append(out, Transmit{Interface: name, Frame: d.nextFrame(s, TypeHello)})
+			out = append(out, Transmit{Interface: name, Frame: d.nextFrame(name, s, TypeHello)})
 			// Keep the cadence; after a long stall, restart it from now rather than burst.
 			s.nextSend = s.nextSend.Add(d.cfg.Interval)
 			if !now.Before(s.nextSend) {
@@ -487,17 +490,17 @@ func (d *Detector) Leave() []Transmit {
 		if !s.up {
 			continue
 		}
-		out = append(out, Transmit{Interface: name, Frame: d.nextFrame(s, TypeLeave)})
+		out = append(out, Transmit{Interface: name, Frame: d.nextFrame(name, s, TypeLeave)})
 		s.up = false
 	}
 	return out
 }
 
-// nextFrame builds the next heartbeat frame for segment s. The node name, interval and MAC were
-// validated by NewDetector and AddInterface, so the unchecked encoder is safe.
-func (d *Detector) nextFrame(s *segment, t MessageType) []byte {
-	s.sequence++
-	h := Heartbeat{Type: t, NodeName: d.cfg.NodeName, Incarnation: d.cfg.Incarnation, Sequence: s.sequence, Interval: d.cfg.Interval}
+// nextFrame builds the next heartbeat frame for interface name. The node name, interval and MAC
+// were validated by NewDetector and AddInterface, so the unchecked encoder is safe.
+func (d *Detector) nextFrame(name string, s *segment, t MessageType) []byte {
+	d.sequences[name]++
+	h := Heartbeat{Type: t, NodeName: d.cfg.NodeName, Incarnation: d.cfg.Incarnation, Sequence: d.sequences[name], Interval: d.cfg.Interval}
 	return h.appendUnchecked(h.ethernetHeader(s.mac), d.cfg.Key)
 }
 

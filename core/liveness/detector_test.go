@@ -198,6 +198,23 @@ func TestDetectorDropsBadFrames(t *testing.T) {
 	}
 }
 
+// TestDetectorReaddedInterfaceContinuesSequence: removing and re-adding an interface in the same
+// incarnation must not restart its sequence, or peers would take its heartbeats for replays.
+func TestDetectorReaddedInterfaceContinuesSequence(t *testing.T) {
+	a := newTestDetector(t, "node-a", 1, 0xa)
+	b := newTestDetector(t, "node-b", 1, 0xb)
+	l := &link{sender: a, receiver: b, deliver: always, stopAt: time.Hour}
+	l.run(t, 500*time.Millisecond)
+	a.RemoveInterface("eth0")
+	if _, err := a.AddInterface("eth0", net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, true, t0.Add(550*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	l.run(t, 2*time.Second)
+	if c := b.Counters(); c.Replayed != 0 || !b.Alive("eth0", "node-a") {
+		t.Fatalf("after re-adding: counters %+v, alive %v", c, b.Alive("eth0", "node-a"))
+	}
+}
+
 func TestDetectorLinkDown(t *testing.T) {
 	a := newTestDetector(t, "node-a", 1, 0xa)
 	b := newTestDetector(t, "node-b", 1, 0xb)
