@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchyard-lb/switchyard/core/bgp/internal/fakeclock"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -42,7 +44,7 @@ func TestRetryDelay(t *testing.T) {
 // dialTimes runs a session whose dials all fail and returns the virtual times of the first n
 // dials, relative to the first.
 func dialTimes(t *testing.T, seed uint64, n int) []time.Duration {
-	clk := newFakeClock()
+	clk := fakeclock.New()
 	start := clk.Now()
 	var mu sync.Mutex
 	var times []time.Duration

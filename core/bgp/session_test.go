@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
+	"github.com/switchyard-lb/switchyard/core/bgp/internal/fakeclock"
 	"github.com/switchyard-lb/switchyard/core/config"
 )
 
@@ -119,7 +120,7 @@ func testPeerConfig() *config.Peer {
 
 type harness struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *fakeclock.Clock
 	sess  *Session
 	peer  *testPeer
 	done  chan error
@@ -129,7 +130,7 @@ type harness struct {
 // startServe serves one piped connection with the given peer configuration.
 func startServe(t *testing.T, pc *config.Peer) *harness {
 	t.Helper()
-	clk := newFakeClock()
+	clk := fakeclock.New()
 	sess, err := NewSession(SessionConfig{
 		Peer: pc, Clock: clk, Logger: quietLog, Jitter: rand.New(rand.NewPCG(1, 2)),
 		Dial:      func(context.Context) (net.Conn, error) { return nil, io.EOF },
@@ -551,7 +552,7 @@ func TestOpenCapabilities(t *testing.T) {
 	pc.MyASN = 4200000001
 	pc.EnableGracefulRestart = true
 	pc.HoldTime = 9000 * time.Second
-	s, err := NewSession(SessionConfig{Peer: pc, Clock: newFakeClock(), Jitter: rand.New(rand.NewPCG(1, 1)),
+	s, err := NewSession(SessionConfig{Peer: pc, Clock: fakeclock.New(), Jitter: rand.New(rand.NewPCG(1, 1)),
 		Dial: func(context.Context) (net.Conn, error) { return nil, io.EOF }})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,7 @@
-package bgp
+// Package fakeclock is a manual clock.Clock for tests of core/bgp and core/bgp/bfd: time moves
+// only when the test says so, and timers fire in deadline order on the test's goroutine, so
+// tests can assert protocol timing to the nanosecond.
+package fakeclock
 
 import (
 	"sort"
@@ -8,44 +11,47 @@ import (
 	"github.com/switchyard-lb/switchyard/core/clock"
 )
 
-// fakeClock is a manual clock for tests: time moves only in Advance, which runs due callbacks
-// in deadline order (ties in scheduling order) on the caller's goroutine.
-type fakeClock struct {
+// Clock is a manual clock: time moves only in Advance, which runs due callbacks in deadline
+// order (ties in scheduling order) on the caller's goroutine.
+type Clock struct {
 	mu     sync.Mutex
 	now    time.Time
 	seq    uint64
-	timers []*fakeTimer
+	timers []*timer
 }
 
-type fakeTimer struct {
-	c        *fakeClock
+type timer struct {
+	c        *Clock
 	deadline time.Time
 	seq      uint64
 	f        func()
 	pending  bool
 }
 
-var _ clock.Clock = (*fakeClock)(nil)
+var _ clock.Clock = (*Clock)(nil)
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+// New returns a clock standing at 2026-01-01T00:00:00Z.
+func New() *Clock {
+	return &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
-func (c *fakeClock) Now() time.Time {
+// Now returns the current virtual time.
+func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+// AfterFunc schedules f to run on the goroutine that advances the clock past now+d.
+func (c *Clock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, f: f}
+	t := &timer{c: c, f: f}
 	c.schedule(t, d)
 	return t
 }
 
-func (c *fakeClock) schedule(t *fakeTimer, d time.Duration) {
+func (c *Clock) schedule(t *timer, d time.Duration) {
 	c.seq++
 	t.deadline, t.seq, t.pending = c.now.Add(max(d, 0)), c.seq, true
 	for _, other := range c.timers {
@@ -56,7 +62,8 @@ func (c *fakeClock) schedule(t *fakeTimer, d time.Duration) {
 	c.timers = append(c.timers, t)
 }
 
-func (t *fakeTimer) Stop() bool {
+// Stop cancels the timer.
+func (t *timer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	was := t.pending
@@ -64,7 +71,8 @@ func (t *fakeTimer) Stop() bool {
 	return was
 }
 
-func (t *fakeTimer) Reset(d time.Duration) bool {
+// Reset reschedules the timer d after now.
+func (t *timer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
 	was := t.pending
@@ -73,7 +81,7 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 }
 
 // next pops the earliest pending timer due at or before limit.
-func (c *fakeClock) next(limit time.Time) *fakeTimer {
+func (c *Clock) next(limit time.Time) *timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	live := c.timers[:0]
@@ -101,7 +109,7 @@ func (c *fakeClock) next(limit time.Time) *fakeTimer {
 }
 
 // Advance moves time forward by d, running every callback that falls due.
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *Clock) Advance(d time.Duration) {
 	limit := c.Now().Add(d)
 	for t := c.next(limit); t != nil; t = c.next(limit) {
 		t.f()
@@ -112,10 +120,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // NextDeadline returns the earliest pending deadline, if any.
-func (c *fakeClock) NextDeadline() (time.Time, bool) {
+func (c *Clock) NextDeadline() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var best *fakeTimer
+	var best *timer
 	for _, t := range c.timers {
 		if t.pending && (best == nil || t.deadline.Before(best.deadline)) {
 			best = t
