@@ -1,0 +1,567 @@
+package speaker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/l2"
+	"github.com/switchyard-lb/switchyard/core/liveness"
+)
+
+// Config configures a Speaker.
+type Config struct {
+	// Liveness configures the heartbeats; its NodeName is this speaker's node name, and its
+	// Key and Incarnation are required as core/liveness documents.
+	Liveness liveness.Config
+	// Announce configures gratuitous ARP / unsolicited NA bursts and refreshes.
+	Announce l2.Config
+}
+
+// Counters count what the speaker's protocol engines did with received frames.
+type Counters struct {
+	Liveness liveness.Counters
+	L2       l2.Counters
+}
+
+// Speaker is one node's layer-2 speaker. It is not safe for concurrent use: the caller
+// serialises every call (netio/attach holds a mutex).
+type Speaker struct {
+	name       string
+	detector   *liveness.Detector
+	responder  *l2.Responder
+	multiplier int
+	// window is how long a heard peer counts as alive without the detector's word for it.
+	window time.Duration
+
+	lb       *config.Config
+	adsFor   map[string][]*config.L2Advertisement // by pool name
+	services map[ServiceKey]*service
+	order    []ServiceKey // sorted
+	ends     map[ServiceKey][]Endpoint
+	nodes    map[string]*Node // nil until SetNodes: every peer is accepted, without labels
+
+	segs    map[string]*segment
+	segList []string // sorted
+
+	owned map[netip.Addr]*ownership
+
+	stopped bool
+	// dirtyElection is set when a candidate set changed and ownership must be recomputed.
+	dirtyElection bool
+	deadline      time.Time
+	deadlineStale bool
+}
+
+// service is a Service with its election key prepared.
+type service struct {
+	Service
+	// rankSeed is the FNV-1a state after hashing the first VIP and "#": a node's rank is this
+	// state continued with the node's name.
+	rankSeed uint64
+}
+
+// segment is one of our interfaces and the peers heard on it.
+type segment struct {
+	Interface
+	// sent counts the heartbeats sent here; the hold ends at Multiplier+1.
+	sent     int
+	holdDone bool
+	peers    map[string]*peer
+}
+
+// peer is what the speaker knows about another speaker on one segment, beyond the detector.
+type peer struct {
+	incarnation uint64
+	// lastHeard is when its last hello arrived; zero after a leave or our link going down.
+	lastHeard time.Time
+	// joining is set when this incarnation was first heard after our own hold had ended on
+	// the segment: it started while we ran, and counts only once ready, i.e. once its sequence
+	// number shows it has left its own hold.
+	joining, ready bool
+	candidate      bool
+	// wasCandidate is set once it has been a candidate, so that its return after a loss (a
+	// healed partition) makes us re-announce.
+	wasCandidate bool
+}
+
+// ownership is a VIP this node owns.
+type ownership struct {
+	service    ServiceKey
+	interfaces []string
+}
+
+// New returns a speaker with no configuration, Services, nodes or interfaces.
+func New(cfg Config) (*Speaker, error) {
+	det, err := liveness.NewDetector(cfg.Liveness)
+	if err != nil {
+		return nil, fmt.Errorf("speaker: %w", err)
+	}
+	resp, err := l2.NewResponder(cfg.Announce)
+	if err != nil {
+		return nil, fmt.Errorf("speaker: %w", err)
+	}
+	lc := det.Config()
+	return &Speaker{
+		name:          lc.NodeName,
+		detector:      det,
+		responder:     resp,
+		multiplier:    lc.Multiplier,
+		window:        time.Duration(lc.Multiplier) * lc.Interval,
+		services:      map[ServiceKey]*service{},
+		ends:          map[ServiceKey][]Endpoint{},
+		segs:          map[string]*segment{},
+		owned:         map[netip.Addr]*ownership{},
+		deadlineStale: true,
+	}, nil
+}
+
+// NodeName returns the node this speaker runs on.
+func (s *Speaker) NodeName() string { return s.name }
+
+// Counters returns the frame counters of the liveness detector and the ARP/NDP responder.
+func (s *Speaker) Counters() Counters {
+	return Counters{Liveness: s.detector.Counters(), L2: s.responder.Counters()}
+}
+
+// Owned returns the VIPs this node owns, sorted.
+func (s *Speaker) Owned() []netip.Addr { return s.responder.Owned() }
+
+// Stopped reports whether Stop was called.
+func (s *Speaker) Stopped() bool { return s.stopped }
+
+// SetConfig replaces the configuration. A nil configuration, or one whose L2Advertisements
+// name pools it does not have, is rejected and the previous one stays in force.
+func (s *Speaker) SetConfig(cfg *config.Config, now time.Time) (Output, error) {
+	if cfg == nil {
+		return Output{}, errors.New("speaker: configuration is nil")
+	}
+	adsFor := map[string][]*config.L2Advertisement{}
+	for _, ad := range cfg.L2Advertisements {
+		for i, pool := range ad.Pools {
+			if cfg.Pool(pool) == nil {
+				return Output{}, fmt.Errorf("speaker: L2Advertisement %s: pools[%d]: pool %q does not exist", ad.Name, i, pool)
+			}
+			adsFor[pool] = append(adsFor[pool], ad)
+		}
+	}
+	s.lb, s.adsFor = cfg, adsFor
+	return s.elect(now), nil
+}
+
+// SetServices replaces the Services. The list is rejected as a whole, naming the Service and
+// field, when one of them is invalid.
+func (s *Speaker) SetServices(svcs []Service, now time.Time) (Output, error) {
+	next := make(map[ServiceKey]*service, len(svcs))
+	for i := range svcs {
+		svc := svcs[i]
+		if err := validateService(&svc); err != nil {
+			return Output{}, fmt.Errorf("speaker: services[%d] (%s): %w", i, svc.Key(), err)
+		}
+		if next[svc.Key()] != nil {
+			return Output{}, fmt.Errorf("speaker: services[%d] (%s): listed twice", i, svc.Key())
+		}
+		svc.VIPs = slices.Clone(svc.VIPs)
+		next[svc.Key()] = &service{Service: svc, rankSeed: fnvString(fnvOffset, svc.VIPs[0].String()+"#")}
+	}
+	s.services = next
+	s.order = slices.SortedFunc(maps.Keys(next), compareKeys)
+	return s.elect(now), nil
+}
+
+func validateService(svc *Service) error {
+	switch {
+	case svc.Namespace == "" || svc.Name == "":
+		return errors.New("namespace and name are required")
+	case len(svc.VIPs) == 0 || len(svc.VIPs) > 2:
+		return fmt.Errorf("vips: has %d addresses, want 1 or 2", len(svc.VIPs))
+	}
+	for i, a := range svc.VIPs {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
+			return fmt.Errorf("vips[%d]: %v is not a unicast IPv4 or IPv6 address", i, a)
+		}
+	}
+	if len(svc.VIPs) == 2 && svc.VIPs[0].Is4() == svc.VIPs[1].Is4() {
+		return fmt.Errorf("vips: %v and %v are of the same family", svc.VIPs[0], svc.VIPs[1])
+	}
+	switch svc.ExternalTrafficPolicy {
+	case "", TrafficCluster, TrafficLocal:
+	default:
+		return fmt.Errorf("externalTrafficPolicy: %q is not Cluster or Local", svc.ExternalTrafficPolicy)
+	}
+	return nil
+}
+
+// SetEndpoints replaces the endpoints of one Service (nil forgets them).
+func (s *Speaker) SetEndpoints(key ServiceKey, eps []Endpoint, now time.Time) (Output, error) {
+	for i, ep := range eps {
+		if ep.Node == "" {
+			return Output{}, fmt.Errorf("speaker: endpoints of %s: [%d]: node is empty", key, i)
+		}
+	}
+	if eps == nil {
+		delete(s.ends, key)
+	} else {
+		s.ends[key] = slices.Clone(eps)
+	}
+	return s.elect(now), nil
+}
+
+// SetNodes replaces the cluster's node list. Peers not in it are never candidates.
+func (s *Speaker) SetNodes(nodes []Node, now time.Time) (Output, error) {
+	next := make(map[string]*Node, len(nodes))
+	for i := range nodes {
+		n := nodes[i]
+		if n.Name == "" {
+			return Output{}, fmt.Errorf("speaker: nodes[%d]: name is empty", i)
+		}
+		if next[n.Name] != nil {
+			return Output{}, fmt.Errorf("speaker: nodes[%d] (%s): listed twice", i, n.Name)
+		}
+		n.Labels = maps.Clone(n.Labels)
+		next[n.Name] = &n
+	}
+	s.nodes = next
+	return s.elect(now), nil
+}
+
+// SetInterfaces replaces this node's interface list: heartbeats start on new interfaces (the
+// first is due at once), stop on removed ones, and the link state of known ones is updated.
+func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, error) {
+	seen := map[string]bool{}
+	for i, ifc := range ifaces {
+		switch {
+		case ifc.Name == "":
+			return Output{}, fmt.Errorf("speaker: interfaces[%d]: name is empty", i)
+		case seen[ifc.Name]:
+			return Output{}, fmt.Errorf("speaker: interfaces[%d] (%s): listed twice", i, ifc.Name)
+		case len(ifc.MAC) != 6:
+			return Output{}, fmt.Errorf("speaker: interfaces[%d] (%s): hardware address %v is not 6 bytes", i, ifc.Name, ifc.MAC)
+		}
+		for j, p := range ifc.Prefixes {
+			if !p.IsValid() {
+				return Output{}, fmt.Errorf("speaker: interfaces[%d] (%s): prefixes[%d] is not a valid prefix", i, ifc.Name, j)
+			}
+		}
+		seen[ifc.Name] = true
+	}
+	var out Output
+	if s.stopped {
+		return out, nil
+	}
+	for _, name := range s.segList {
+		if !seen[name] {
+			s.removeSegment(name, now, &out)
+		}
+	}
+	for _, ifc := range ifaces {
+		ifc.MAC = slices.Clone(ifc.MAC)
+		ifc.Prefixes = slices.Clone(ifc.Prefixes)
+		seg := s.segs[ifc.Name]
+		if seg == nil {
+			seg = &segment{peers: map[string]*peer{}}
+			s.segs[ifc.Name] = seg
+			i, _ := slices.BinarySearch(s.segList, ifc.Name)
+			s.segList = slices.Insert(s.segList, i, ifc.Name)
+		}
+		wasUp := seg.Up
+		seg.Interface = ifc
+		events, err := s.detector.AddInterface(ifc.Name, ifc.MAC, ifc.Up, now)
+		if err != nil {
+			return out, fmt.Errorf("speaker: %w", err)
+		}
+		lo, err := s.responder.SetInterface(ifc.Name, ifc.MAC, ifc.Up, now)
+		if err != nil {
+			return out, fmt.Errorf("speaker: %w", err)
+		}
+		s.addL2(&out, lo)
+		for _, ev := range events {
+			s.detectorEvent(ev, now, &out)
+		}
+		if wasUp && !ifc.Up {
+			// Our side of the segment is dead: nobody there can be heard, whatever we heard last.
+			for _, name := range sortedKeys(seg.peers) {
+				seg.peers[name].lastHeard = time.Time{}
+				s.updatePeer(seg, name, now, "link down", &out)
+			}
+		}
+	}
+	s.deadlineStale = true
+	s.electInto(now, &out)
+	return out, nil
+}
+
+func (s *Speaker) removeSegment(name string, now time.Time, out *Output) {
+	for _, ev := range s.detector.RemoveInterface(name) {
+		s.detectorEvent(ev, now, out)
+	}
+	s.responder.RemoveInterface(name)
+	delete(s.segs, name)
+	i, _ := slices.BinarySearch(s.segList, name)
+	s.segList = slices.Delete(s.segList, i, i+1)
+}
+
+// HandleFrame processes a frame received on interface ifname: heartbeats feed liveness, ARP
+// requests and neighbour solicitations for owned VIPs are answered. Anything else, and anything
+// malformed, is counted and dropped.
+func (s *Speaker) HandleFrame(ifname string, frame []byte, now time.Time) Output {
+	var out Output
+	if s.stopped || len(frame) < 14 {
+		return out
+	}
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case liveness.EtherTypeHeartbeat:
+		s.handleHeartbeat(ifname, frame, now, &out)
+	default:
+		if reply := s.responder.HandleFrame(ifname, frame); reply != nil {
+			out.Frames = append(out.Frames, Transmit{Interface: ifname, Frame: reply})
+		}
+	}
+	return out
+}
+
+func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, out *Output) {
+	accepted := s.detector.Counters().Accepted
+	ev, changed := s.detector.HandleFrame(ifname, frame, now)
+	if s.detector.Counters().Accepted == accepted {
+		return // malformed, forged, replayed, our own, or on an unknown interface: counted there
+	}
+	seg := s.segs[ifname]
+	if seg == nil {
+		return
+	}
+	// The detector authenticated the frame, so its fields can be read in place (layout in
+	// liveness.Heartbeat).
+	p := frame[14:]
+	kind, nameLen := liveness.MessageType(p[1]), int(p[2])
+	incarnation := binary.BigEndian.Uint64(p[4:12])
+	sequence := binary.BigEndian.Uint64(p[12:20])
+	name := string(p[24 : 24+nameLen])
+
+	pr := seg.peers[name]
+	if pr == nil {
+		pr = &peer{}
+		seg.peers[name] = pr
+		s.deadlineStale = true
+	}
+	if pr.incarnation != incarnation {
+		pr.incarnation = incarnation
+		pr.joining, pr.ready = seg.holdDone, false
+	}
+	reason := "heartbeat"
+	if kind == liveness.TypeLeave {
+		pr.lastHeard = time.Time{}
+		reason = "leave"
+	} else {
+		pr.lastHeard = now
+		if sequence > uint64(s.multiplier) {
+			pr.ready = true
+		}
+	}
+	if changed {
+		s.deadlineStale = true
+		if ev.Node == name {
+			reason = ev.Reason.String()
+		}
+	}
+	s.updatePeer(seg, name, now, reason, out)
+	if s.dirtyElection {
+		s.electInto(now, out)
+	}
+}
+
+// detectorEvent applies a liveness event from the detector.
+func (s *Speaker) detectorEvent(ev liveness.Event, now time.Time, out *Output) {
+	s.deadlineStale = true
+	if seg := s.segs[ev.Interface]; seg != nil && seg.peers[ev.Node] != nil {
+		s.updatePeer(seg, ev.Node, now, ev.Reason.String(), out)
+	}
+}
+
+// updatePeer recomputes whether a peer is a candidate on seg and reports a change.
+func (s *Speaker) updatePeer(seg *segment, name string, now time.Time, reason string, out *Output) {
+	pr := seg.peers[name]
+	heard := !pr.lastHeard.IsZero() && now.Before(pr.lastHeard.Add(s.window))
+	candidate := (!pr.joining || pr.ready) && (heard || s.detector.Alive(seg.Name, name))
+	if candidate == pr.candidate {
+		return
+	}
+	pr.candidate = candidate
+	s.deadlineStale = true
+	s.dirtyElection = true
+	out.Events = append(out.Events, Event{Kind: EventPeer, Peer: name, Alive: candidate, Interfaces: []string{seg.Name}, Reason: reason})
+	if candidate && pr.wasCandidate && s.ownsOn(seg.Name) {
+		s.addL2(out, s.responder.Reannounce(now))
+	}
+	if candidate {
+		pr.wasCandidate = true
+	}
+}
+
+func (s *Speaker) ownsOn(ifname string) bool {
+	for _, o := range s.owned {
+		if slices.Contains(o.interfaces, ifname) {
+			return true
+		}
+	}
+	return false
+}
+
+// Tick advances time: heartbeats and announcements that are due go out, peers not heard for
+// too long stop being candidates, and ownership follows. Call it at NextDeadline; calling it
+// earlier or more often is harmless.
+func (s *Speaker) Tick(now time.Time) Output {
+	var out Output
+	if s.stopped {
+		return out
+	}
+	s.deadlineStale = true
+	transmits, events := s.detector.Tick(now)
+	for _, t := range transmits {
+		out.Frames = append(out.Frames, Transmit{Interface: t.Interface, Frame: t.Frame})
+		seg := s.segs[t.Interface]
+		seg.sent++
+		if !seg.holdDone && seg.sent > s.multiplier {
+			seg.holdDone = true
+			s.dirtyElection = true
+			out.Events = append(out.Events, Event{Kind: EventHoldEnded, Interfaces: []string{seg.Name}})
+		}
+	}
+	for _, ev := range events {
+		s.detectorEvent(ev, now, &out)
+	}
+	for _, name := range s.segList {
+		seg := s.segs[name]
+		for _, node := range sortedKeys(seg.peers) {
+			pr := seg.peers[node]
+			if pr.candidate && !now.Before(pr.lastHeard.Add(s.window)) && !s.detector.Alive(name, node) {
+				s.updatePeer(seg, node, now, "silent", &out)
+			}
+		}
+	}
+	s.addL2(&out, s.responder.Tick(now))
+	if s.dirtyElection {
+		s.electInto(now, &out)
+	}
+	return out
+}
+
+// NextDeadline returns when Tick is due next, or the zero Time when nothing is pending.
+func (s *Speaker) NextDeadline() time.Time {
+	if s.stopped {
+		return time.Time{}
+	}
+	if !s.deadlineStale {
+		return s.deadline
+	}
+	next := s.detector.NextDeadline()
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	earliest(s.responder.NextDeadline())
+	for _, name := range s.segList {
+		for node, pr := range s.segs[name].peers {
+			if pr.candidate && !pr.lastHeard.IsZero() && !s.detector.Alive(name, node) {
+				earliest(pr.lastHeard.Add(s.window))
+			}
+		}
+	}
+	s.deadline, s.deadlineStale = next, false
+	return next
+}
+
+// Stop shuts the speaker down gracefully: it releases every VIP and returns the leave
+// heartbeats, so that peers take over at once instead of after the detection time. After Stop
+// every input is ignored.
+func (s *Speaker) Stop(now time.Time) Output {
+	var out Output
+	if s.stopped {
+		return out
+	}
+	for _, t := range s.detector.Leave() {
+		out.Frames = append(out.Frames, Transmit{Interface: t.Interface, Frame: t.Frame})
+	}
+	for _, vip := range slices.SortedFunc(maps.Keys(s.owned), netip.Addr.Compare) {
+		o := s.owned[vip]
+		s.addL2(&out, s.responder.Disown(vip))
+		out.Events = append(out.Events, Event{Kind: EventDisown, Service: o.service, VIP: vip, Interfaces: o.interfaces, Reason: "speaker stopping"})
+		delete(s.owned, vip)
+	}
+	out.Events = append(out.Events, Event{Kind: EventStopped})
+	s.stopped = true
+	return out
+}
+
+// addL2 appends a responder output, with one announce event per VIP and interface.
+func (s *Speaker) addL2(out *Output, lo l2.Output) {
+	type vipIf struct {
+		vip netip.Addr
+		ifc string
+	}
+	var announced []vipIf
+	for _, t := range lo.Frames {
+		out.Frames = append(out.Frames, Transmit{Interface: t.Interface, Frame: t.Frame})
+		if vip, ok := announcedVIP(t.Frame); ok {
+			k := vipIf{vip, t.Interface}
+			if !slices.Contains(announced, k) {
+				announced = append(announced, k)
+			}
+		}
+	}
+	for _, k := range announced {
+		out.Events = append(out.Events, Event{Kind: EventAnnounce, VIP: k.vip, Interfaces: []string{k.ifc}})
+	}
+	for _, g := range lo.Joins {
+		out.Joins = append(out.Joins, Group{Interface: g.Interface, Addr: g.Addr})
+	}
+	for _, g := range lo.Leaves {
+		out.Leaves = append(out.Leaves, Group{Interface: g.Interface, Addr: g.Addr})
+	}
+}
+
+// announcedVIP reads the address a gratuitous ARP or unsolicited neighbour advertisement
+// announces: the ARP target protocol address, or the NA's target address.
+func announcedVIP(frame []byte) (netip.Addr, bool) {
+	const eth = 14
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case liveness.EtherTypeHeartbeat:
+		return netip.Addr{}, false
+	case 0x0806:
+		if len(frame) >= eth+28 {
+			return netip.AddrFrom4([4]byte(frame[eth+24 : eth+28])), true
+		}
+	case 0x86dd:
+		const target = eth + 40 + 8 // IPv6 header, ICMPv6 type/code/checksum/flags
+		if len(frame) >= target+16 {
+			return netip.AddrFrom16([16]byte(frame[target : target+16])), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func compareKeys(a, b ServiceKey) int {
+	if a.Namespace != b.Namespace {
+		if a.Namespace < b.Namespace {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

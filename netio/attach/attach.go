@@ -1,0 +1,296 @@
+// Package attach runs a core/speaker.Speaker on a netio.Node: it is the only place where the
+// speaker's pure state machine meets packets, links and time.
+//
+// A Binding opens one netio.Port per interface for ARP, IPv6 and heartbeat frames and feeds
+// every received frame to the speaker; it executes what the speaker returns (sends frames,
+// joins and leaves solicited-node groups), keeps one timer on the node's clock armed for the
+// speaker's next deadline, and tells the speaker about link changes. Every entry point takes
+// one mutex: on the raw-socket backend frames, link changes and timers arrive on different
+// goroutines, on the simulated one all on the driver's.
+//
+// Stop is the graceful shutdown: the speaker releases its VIPs and the leave heartbeats go out,
+// so peers take over at once. A node that crashes sends nothing, and its peers notice by
+// missing heartbeats.
+package attach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/clock"
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/speaker"
+	"github.com/switchyard-lb/switchyard/netio"
+)
+
+// Options configure a Binding.
+type Options struct {
+	// Logger receives the speaker's events and I/O errors; nil discards them.
+	Logger *slog.Logger
+	// OnEvent, when set, is called with every speaker event, under the binding's lock and in
+	// order. It must not call back into the Binding.
+	OnEvent func(speaker.Event)
+}
+
+// Binding is a speaker running on a node.
+type Binding struct {
+	node  netio.Node
+	clock clock.Clock
+	opts  Options
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	sp       *speaker.Speaker
+	ports    map[string]netio.Port
+	timer    clock.Timer
+	armedFor time.Time
+	stopLink func()
+	stopped  bool
+	sendErrs uint64
+}
+
+// etherTypes are the frames the speaker handles.
+var etherTypes = []uint16{netio.EtherTypeARP, netio.EtherTypeIPv6, netio.EtherTypeHeartbeat}
+
+// Start attaches sp to node: it tells sp the node's interfaces, opens a port on each of them,
+// watches links and arms the first timer. sp must be fresh (no interfaces yet).
+func Start(node netio.Node, sp *speaker.Speaker, opts Options) (*Binding, error) {
+	b := &Binding{node: node, clock: node.Clock(), opts: opts, sp: sp, ports: map[string]netio.Port{}, log: opts.Logger}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	ifaces, err := node.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("attach: interfaces of node %s: %w", sp.NodeName(), err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ifc := range ifaces {
+		name := ifc.Name
+		port, err := node.OpenPort(name, netio.PortConfig{
+			EtherTypes: etherTypes,
+			Handler:    func(f netio.Frame) { b.receive(name, f.Data) },
+		})
+		if err != nil {
+			b.closePorts()
+			return nil, fmt.Errorf("attach: node %s: %w", sp.NodeName(), err)
+		}
+		b.ports[name] = port
+	}
+	out, err := sp.SetInterfaces(convert(ifaces), b.clock.Now())
+	if err != nil {
+		b.closePorts()
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	b.execute(out)
+	b.stopLink = node.WatchLinks(b.linkChanged)
+	b.rearm()
+	return b, nil
+}
+
+func convert(ifaces []netio.Interface) []speaker.Interface {
+	out := make([]speaker.Interface, 0, len(ifaces))
+	for _, ifc := range ifaces {
+		out = append(out, speaker.Interface{Name: ifc.Name, MAC: ifc.MAC, Prefixes: ifc.Addrs, Up: ifc.Up})
+	}
+	return out
+}
+
+// Speaker returns the speaker. Callers must not use it while the binding runs; use Apply.
+func (b *Binding) Speaker() *speaker.Speaker { return b.sp }
+
+// Apply runs f on the speaker under the binding's lock, executes the output it returns, and
+// re-arms the timer. It returns f's error; the speaker keeps its previous state on error.
+func (b *Binding) Apply(f func(sp *speaker.Speaker, now time.Time) (speaker.Output, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return errors.New("attach: speaker is stopped")
+	}
+	out, err := f(b.sp, b.clock.Now())
+	b.execute(out)
+	b.rearm()
+	return err
+}
+
+// SetConfig hands the speaker a new configuration.
+func (b *Binding) SetConfig(cfg *config.Config) error {
+	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) { return sp.SetConfig(cfg, now) })
+}
+
+// SetServices hands the speaker the Services.
+func (b *Binding) SetServices(svcs []speaker.Service) error {
+	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) { return sp.SetServices(svcs, now) })
+}
+
+// SetEndpoints hands the speaker one Service's endpoints.
+func (b *Binding) SetEndpoints(key speaker.ServiceKey, eps []speaker.Endpoint) error {
+	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) {
+		return sp.SetEndpoints(key, eps, now)
+	})
+}
+
+// SetNodes hands the speaker the cluster's nodes.
+func (b *Binding) SetNodes(nodes []speaker.Node) error {
+	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) { return sp.SetNodes(nodes, now) })
+}
+
+// Stop shuts the speaker down gracefully (leave heartbeats) and releases the node's ports.
+func (b *Binding) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	b.execute(b.sp.Stop(b.clock.Now()))
+	b.stopped = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if b.stopLink != nil {
+		b.stopLink()
+	}
+	b.closePorts()
+}
+
+// SendErrors returns how many frames the node refused to send.
+func (b *Binding) SendErrors() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sendErrs
+}
+
+func (b *Binding) closePorts() {
+	for _, name := range sortedNames(b.ports) {
+		_ = b.ports[name].Close()
+	}
+	clear(b.ports)
+}
+
+func (b *Binding) receive(ifname string, frame []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	b.execute(b.sp.HandleFrame(ifname, frame, b.clock.Now()))
+	b.rearm()
+}
+
+func (b *Binding) tick() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.armedFor = time.Time{}
+	if b.stopped {
+		return
+	}
+	b.execute(b.sp.Tick(b.clock.Now()))
+	b.rearm()
+}
+
+// linkChanged re-reads every interface (a change can also bring addresses) and tells the
+// speaker.
+func (b *Binding) linkChanged(netio.Interface) {
+	ifaces, err := b.node.Interfaces()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	if err != nil {
+		b.log.Warn("reading interfaces", slog.String("error", err.Error()))
+		return
+	}
+	out, err := b.sp.SetInterfaces(convert(ifaces), b.clock.Now())
+	if err != nil {
+		b.log.Warn("interfaces rejected", slog.String("error", err.Error()))
+	}
+	b.execute(out)
+	b.rearm()
+}
+
+// rearm keeps one timer armed for the speaker's next deadline. Callers hold b.mu.
+func (b *Binding) rearm() {
+	next := b.sp.NextDeadline()
+	if next.IsZero() || next.Equal(b.armedFor) {
+		return
+	}
+	d := next.Sub(b.clock.Now())
+	if b.timer == nil {
+		b.timer = b.clock.AfterFunc(d, b.tick)
+	} else {
+		b.timer.Reset(d)
+	}
+	b.armedFor = next
+}
+
+// execute carries out a speaker output. Callers hold b.mu.
+func (b *Binding) execute(out speaker.Output) {
+	for _, g := range out.Leaves {
+		if p := b.ports[g.Interface]; p != nil {
+			if err := p.LeaveGroup(g.Addr); err != nil {
+				b.log.Warn("leaving group", slog.String("if", g.Interface), slog.String("group", g.Addr.String()), slog.String("error", err.Error()))
+			}
+		}
+	}
+	for _, g := range out.Joins {
+		if p := b.ports[g.Interface]; p != nil {
+			if err := p.JoinGroup(g.Addr); err != nil {
+				b.log.Warn("joining group", slog.String("if", g.Interface), slog.String("group", g.Addr.String()), slog.String("error", err.Error()))
+			}
+		}
+	}
+	for _, t := range out.Frames {
+		p := b.ports[t.Interface]
+		if p == nil {
+			continue
+		}
+		if err := p.Send(t.Frame); err != nil {
+			b.sendErrs++
+			b.log.Debug("send", slog.String("if", t.Interface), slog.String("error", err.Error()))
+		}
+	}
+	for _, ev := range out.Events {
+		if b.log.Enabled(context.Background(), slog.LevelInfo) {
+			b.log.Info(string(ev.Kind), eventAttrs(ev)...)
+		}
+		if b.opts.OnEvent != nil {
+			b.opts.OnEvent(ev)
+		}
+	}
+}
+
+func eventAttrs(ev speaker.Event) []any {
+	var attrs []any
+	if ev.Service != (speaker.ServiceKey{}) {
+		attrs = append(attrs, slog.String("service", ev.Service.String()))
+	}
+	if ev.VIP.IsValid() {
+		attrs = append(attrs, slog.String("vip", ev.VIP.String()))
+	}
+	if len(ev.Interfaces) > 0 {
+		attrs = append(attrs, slog.String("if", strings.Join(ev.Interfaces, ",")))
+	}
+	if ev.Peer != "" {
+		attrs = append(attrs, slog.String("peer", ev.Peer), slog.Bool("alive", ev.Alive))
+	}
+	if ev.Reason != "" {
+		attrs = append(attrs, slog.String("reason", ev.Reason))
+	}
+	return attrs
+}
+
+func sortedNames(m map[string]netio.Port) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
