@@ -77,17 +77,29 @@ func referenceARPReply(frame []byte) *arp.Packet {
 
 // FuzzNDP feeds arbitrary IPv6 frames to the responder. It must not panic, and whatever it
 // answers must be a valid neighbour advertisement for an owned VIP, from our MAC, with hop limit
-// 255 and a correct checksum, answering a solicitation that passed the RFC 4861 checks.
+// 255 and a correct checksum, answering a solicitation that passed the RFC 4861 checks. When
+// fixChecksum is set, the ICMPv6 checksum is corrected before the frame is handed over, so the
+// fuzzer gets past the checksum into option and address handling.
 func FuzzNDP(f *testing.F) {
 	group := solicitedNode(vip6)
 	gmac := mcastHW(group)
-	f.Add(nsFrame(f, macOther, gmac, client6, group, vip6, macClient, 255))
-	f.Add(nsFrame(f, macClient, macEth0, client6, vip6, vip6, nil, 255))
-	f.Add(nsFrame(f, macClient, gmac, netip.IPv6Unspecified(), group, vip6, nil, 255))
-	f.Add(nsFrame(f, macClient, gmac, client6, group, vip6, macClient, 64))
-	f.Add(nsFrame(f, macClient, gmac, client6, group, notOwned6, macClient, 255))
+	f.Add(nsFrame(f, macOther, gmac, client6, group, vip6, macClient, 255), true)
+	f.Add(nsFrame(f, macClient, macEth0, client6, vip6, vip6, nil, 255), true)
+	f.Add(nsFrame(f, macClient, gmac, netip.IPv6Unspecified(), group, vip6, nil, 255), true)
+	f.Add(nsFrame(f, macClient, gmac, client6, group, vip6, macClient, 64), false)
+	f.Add(nsFrame(f, macClient, gmac, client6, group, notOwned6, macClient, 255), false)
 	r := newTestResponder(f)
-	f.Fuzz(func(t *testing.T, frame []byte) {
+	f.Fuzz(func(t *testing.T, frame []byte, fixChecksum bool) {
+		if fixChecksum && len(frame) >= offICMPv6+4 {
+			plen := int(binary.BigEndian.Uint16(frame[offIPv6Len:]))
+			if plen >= 4 && offICMPv6+plen <= len(frame) {
+				src := netip.AddrFrom16([16]byte(frame[offIPv6Src : offIPv6Src+16]))
+				dst := netip.AddrFrom16([16]byte(frame[offIPv6Dst : offIPv6Dst+16]))
+				icmp := frame[offICMPv6 : offICMPv6+plen]
+				icmp[2], icmp[3] = 0, 0
+				binary.BigEndian.PutUint16(icmp[2:], icmpv6Checksum(src, dst, icmp))
+			}
+		}
 		got := r.HandleFrame("eth0", frame)
 		if got == nil {
 			return

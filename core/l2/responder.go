@@ -179,8 +179,8 @@ func (r *Responder) Owned() []netip.Addr { return slices.Clone(r.order) }
 // with a burst, since neighbours may have missed the last announcement or cached a MAC that is
 // no longer valid.
 func (r *Responder) SetInterface(name string, mac net.HardwareAddr, up bool, now time.Time) (Output, error) {
-	if len(mac) != 6 {
-		return Output{}, fmt.Errorf("l2: interface %s: hardware address %v is not 6 bytes", name, mac)
+	if len(mac) != 6 || mac[0]&1 != 0 {
+		return Output{}, fmt.Errorf("l2: interface %s: hardware address %v is not a 6-byte unicast address", name, mac)
 	}
 	var out Output
 	ifc, known := r.ifaces[name]

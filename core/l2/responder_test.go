@@ -545,6 +545,9 @@ func TestInputValidation(t *testing.T) {
 	if _, err := r.SetInterface("eth0", net.HardwareAddr{1, 2, 3}, true, t0); err == nil {
 		t.Error("SetInterface accepted a 3-byte MAC")
 	}
+	if _, err := r.SetInterface("eth0", net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 1}, true, t0); err == nil {
+		t.Error("SetInterface accepted a multicast MAC")
+	}
 	for _, a := range []netip.Addr{{}, netip.MustParseAddr("224.0.0.1"), netip.MustParseAddr("::ffff:192.0.2.1"), netip.IPv6Unspecified()} {
 		if _, err := r.Own(a, nil, t0); err == nil {
 			t.Errorf("Own(%v) succeeded", a)

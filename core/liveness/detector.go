@@ -230,8 +230,8 @@ func (d *Detector) Counters() Counters { return d.counters }
 // and link state. The first heartbeat is due at now. Adding a known interface updates its MAC
 // and link state as SetLink does and returns the same events.
 func (d *Detector) AddInterface(name string, mac net.HardwareAddr, up bool, now time.Time) ([]Event, error) {
-	if len(mac) != 6 {
-		return nil, fmt.Errorf("liveness: interface %s: hardware address %v is not 6 bytes", name, mac)
+	if len(mac) != 6 || mac[0]&1 != 0 {
+		return nil, fmt.Errorf("liveness: interface %s: hardware address %v is not a 6-byte unicast address", name, mac)
 	}
 	if s, ok := d.interfaces[name]; ok {
 		s.mac = slices.Clone(mac)

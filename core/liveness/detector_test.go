@@ -317,6 +317,11 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, mac := range []net.HardwareAddr{{1, 2, 3}, {0x01, 0, 0x5e, 0, 0, 1}} {
+		if _, err := d.AddInterface("eth0", mac, true, t0); err == nil {
+			t.Errorf("AddInterface accepted hardware address %v", mac)
+		}
+	}
 	want := Config{NodeName: "a", Key: testKey, Interval: 100 * time.Millisecond, Multiplier: 3, MaxMultiplier: 10, Rise: 3}
 	if got := d.Config(); got.Interval != want.Interval || got.Multiplier != want.Multiplier || got.MaxMultiplier != want.MaxMultiplier || got.Rise != want.Rise {
 		t.Fatalf("defaults = %+v, want %+v", got, want)

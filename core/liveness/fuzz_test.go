@@ -9,7 +9,10 @@ import (
 )
 
 // FuzzHeartbeat feeds arbitrary frames to ParseFrame: it must never panic, must fail only with
-// ErrMalformed or ErrBadMAC, and whatever it accepts must marshal back to the same bytes.
+// ErrMalformed or ErrBadMAC, and whatever it accepts must marshal back to the same bytes. When
+// resign is set, the frame's HMAC is recomputed over the body its length field claims before
+// parsing, so the fuzzer also explores what lies behind authentication; such a frame must never
+// fail with ErrBadMAC.
 func FuzzHeartbeat(f *testing.F) {
 	src := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	for _, h := range []Heartbeat{
@@ -20,15 +23,27 @@ func FuzzHeartbeat(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(frame)
-		f.Add(append(bytes.Clone(frame), make([]byte, 20)...))
-		f.Add(frame[:len(frame)-1])
+		f.Add(frame, false)
+		f.Add(append(bytes.Clone(frame), make([]byte, 20)...), true)
+		f.Add(frame[:len(frame)-1], true)
 	}
-	f.Fuzz(func(t *testing.T, frame []byte) {
+	f.Fuzz(func(t *testing.T, frame []byte, resign bool) {
+		resigned := false
+		if resign && len(frame) > ethernetHeaderLen+heartbeatFixedLen {
+			body := frame[ethernetHeaderLen:]
+			end := heartbeatFixedLen + int(body[2])
+			if end+macLen <= len(body) {
+				copy(body[end:], hmacOf(testKey, body[:end]))
+				resigned = true
+			}
+		}
 		h, gotSrc, err := ParseFrame(frame, testKey)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBadMAC) {
 				t.Fatalf("ParseFrame error %v is neither ErrMalformed nor ErrBadMAC", err)
+			}
+			if resigned && errors.Is(err, ErrBadMAC) {
+				t.Fatalf("re-signed frame %x failed authentication", frame)
 			}
 			return
 		}
