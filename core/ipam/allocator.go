@@ -34,6 +34,10 @@ type Allocator struct {
 	// address by binary search. Pools never overlap.
 	ranges [2][]rangeRef
 
+	// open lists the autoAssign pools without serviceAllocation, by name; selective the
+	// autoAssign pools with one. Both are fixed per configuration.
+	open, selective []*pool
+
 	st *store
 	// holders map an address in use to the id of its first holder; further holders of a
 	// shared address are chained through extension.next.
@@ -77,6 +81,7 @@ func (a *Allocator) setPools(cfg *config.Config) {
 	a.pools = a.pools[:0:0]
 	a.poolByName = make(map[string]int, len(cfg.Pools))
 	a.ranges = [2][]rangeRef{}
+	a.open, a.selective = nil, nil
 	for _, pc := range cfg.Pools {
 		if pc == nil || len(a.pools) == maxPools {
 			continue
@@ -85,6 +90,13 @@ func (a *Allocator) setPools(cfg *config.Config) {
 		p := newPool(pc)
 		a.pools = append(a.pools, p)
 		a.poolByName[pc.Name] = i
+		switch {
+		case !pc.AutoAssign:
+		case pc.Allocation == nil:
+			a.open = append(a.open, p)
+		default:
+			a.selective = append(a.selective, p)
+		}
 		for f := range p.ranges {
 			for _, r := range p.ranges[f] {
 				a.ranges[f] = append(a.ranges[f], rangeRef{r: r, pool: i})
@@ -149,26 +161,37 @@ func (a *Allocator) addrOf(id uint32, f Family) u128 {
 	return a.st.exts[r.ext].v6
 }
 
-// familiesOf lists the families record id holds, in the Service's order.
-func (a *Allocator) familiesOf(id uint32) []Family {
+// familyList is the families a record holds, in the Service's order; a fixed array keeps the
+// hot paths free of allocations.
+type familyList struct {
+	f [2]Family
+	n int
+}
+
+func (l familyList) list() []Family { return l.f[:l.n] }
+
+// familiesOf lists the families record id holds.
+func (a *Allocator) familiesOf(id uint32) familyList {
 	r := a.st.rec(id)
-	var fams []Family
+	var l familyList
 	if r.has(flagV4) {
-		fams = append(fams, IPv4)
+		l.f[l.n] = IPv4
+		l.n++
 	}
 	if r.has(flagV6) {
-		fams = append(fams, IPv6)
+		l.f[l.n] = IPv6
+		l.n++
 	}
-	if len(fams) == 2 && r.has(flagV6First) {
-		fams[0], fams[1] = IPv6, IPv4
+	if l.n == 2 && r.has(flagV6First) {
+		l.f = [2]Family{IPv6, IPv4}
 	}
-	return fams
+	return l
 }
 
 func (a *Allocator) ipsOf(id uint32) []netip.Addr {
 	fams := a.familiesOf(id)
-	ips := make([]netip.Addr, len(fams))
-	for i, f := range fams {
+	ips := make([]netip.Addr, fams.n)
+	for i, f := range fams.list() {
 		ips[i] = a.addrOf(id, f).addr(f)
 	}
 	return ips
@@ -201,7 +224,8 @@ func (a *Allocator) Release(k ServiceKey) bool {
 }
 
 func (a *Allocator) release(id uint32) {
-	for _, f := range a.familiesOf(id) {
+	fams := a.familiesOf(id)
+	for _, f := range fams.list() {
 		a.unlink(id, f, a.addrOf(id, f))
 	}
 	a.st.remove(id)
@@ -398,9 +422,10 @@ func (a *Allocator) outsideDetail(ip netip.Addr) string {
 // 0 when it holds none in the allocator yet, as in Restore).
 func (a *Allocator) checkKeep(self uint32, svc *Service, fams []Family, ips []netip.Addr) (int, *AllocationError) {
 	k := svc.Key()
-	held := make([]Family, len(ips))
-	for i, ip := range ips {
-		held[i] = familyOf(ip)
+	var heldBuf [2]Family
+	held := heldBuf[:0]
+	for _, ip := range ips {
+		held = append(held, familyOf(ip))
 	}
 	sameFamilies := len(held) == len(fams) && (len(held) == 1 && held[0] == fams[0] ||
 		len(held) == 2 && held[0] != held[1])
@@ -476,7 +501,7 @@ func (a *Allocator) topUp(id uint32, svc *Service, fams []Family) {
 	if svc.FamilyPolicy != PreferDualStack || len(fams) != 2 || len(svc.RequestedIPs) > 0 {
 		return
 	}
-	held := a.familiesOf(id)
+	held := a.familiesOf(id).list()
 	if len(held) != 1 {
 		return
 	}
@@ -512,22 +537,17 @@ func (a *Allocator) allocateNew(svc *Service, kh keyHash, fams []Family) (uint32
 		}
 		return a.search(svc, kh, fams, a.pools[i:i+1])
 	}
-	var pinned, open []*pool
-	for _, p := range a.pools {
-		if !p.cfg.AutoAssign {
-			continue
-		}
-		if p.cfg.Allocation == nil {
-			open = append(open, p)
-		} else if ok, _ := p.serves(svc); ok {
+	var pinned []*pool
+	for _, p := range a.selective {
+		if ok, _ := p.serves(svc); ok {
 			pinned = append(pinned, p)
 		}
 	}
 	slices.SortStableFunc(pinned, comparePriority)
-	if len(pinned)+len(open) == 0 {
+	if len(pinned)+len(a.open) == 0 {
 		return 0, refuse(k, ErrNoPool, "no autoAssign address pool serves this Service")
 	}
-	return a.search(svc, kh, fams, pinned, open)
+	return a.search(svc, kh, fams, pinned, a.open)
 }
 
 // freeFor returns the address of family f that pool p would give svc: an address already
@@ -572,7 +592,8 @@ func (a *Allocator) search(svc *Service, kh keyHash, fams []Family, stages ...[]
 				got[i], ok[i] = a.freeFor(p, f, svc)
 			}
 			if ok[0] && (len(fams) == 1 || ok[1]) {
-				ips := make([]netip.Addr, len(fams))
+				var buf [2]netip.Addr // claim copies the addresses
+				ips := buf[:len(fams)]
 				for i, f := range fams {
 					ips[i] = got[i].addr(f)
 				}
@@ -660,7 +681,16 @@ func (a *Allocator) Stats() []PoolStats {
 	return out
 }
 
+// unmapAll drops invalid addresses and unmaps IPv4-mapped IPv6 ones; it returns ips itself
+// when there is nothing to change.
 func unmapAll(ips []netip.Addr) []netip.Addr {
+	clean := true
+	for _, ip := range ips {
+		clean = clean && ip.IsValid() && !ip.Is4In6()
+	}
+	if clean {
+		return ips
+	}
 	out := make([]netip.Addr, 0, len(ips))
 	for _, ip := range ips {
 		if ip.IsValid() {

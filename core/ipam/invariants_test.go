@@ -35,7 +35,7 @@ func invariantError(a *Allocator) error {
 			return
 		}
 		p := a.pools[r.pool()]
-		fams := a.familiesOf(id)
+		fams := a.familiesOf(id).list()
 		if len(fams) == 0 {
 			err = fmt.Errorf("%s: record without addresses", k)
 			return

@@ -1,10 +1,12 @@
 package ipam
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/switchyard-lb/switchyard/core/config"
 )
@@ -26,7 +28,7 @@ const (
 type PlanEntry struct {
 	Service ServiceKey
 	Action  Action
-	OldIPs  []netip.Addr
+	OldIPs  []netip.Addr // the Service's CurrentIPs (shared with the input, not copied)
 	NewIPs  []netip.Addr // equal to OldIPs for Keep, empty for Release
 	// OldPool is the pool holding OldIPs under the old configuration ("" when none did);
 	// NewPool the pool holding NewIPs under the new one.
@@ -47,10 +49,6 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 	next := New(newCfg, opts)
 	refused := next.Restore(svcs)
 
-	byKey := make(map[ServiceKey]*AllocationError, len(refused))
-	for _, e := range refused {
-		byKey[e.Service] = e
-	}
 	// Build the entries in namespace/name order; sorting indices is cheaper than entries.
 	order := make([]int32, 0, len(svcs))
 	for i := range svcs {
@@ -58,7 +56,7 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 			order = append(order, int32(i))
 		}
 	}
-	slices.SortFunc(order, func(i, j int32) int { return svcs[i].Key().compare(svcs[j].Key()) })
+	slices.SortFunc(order, newKeyOrder(svcs).compare)
 	stillIn := make(map[string]string, len(next.pools)) // pool -> Keep reason, built once
 	entries := make([]PlanEntry, 0, len(order))
 	type pending struct{ entry, svc int }
@@ -70,15 +68,28 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 		if p, _ := old.poolOf(ips); p >= 0 {
 			e.OldPool = old.pools[p].name()
 		}
-		if err, ok := byKey[e.Service]; ok {
+		// refused is sorted by key too: walk it alongside.
+		for len(refused) > 0 && refused[0].Service.compare(e.Service) < 0 {
+			refused = refused[1:]
+		}
+		if len(refused) > 0 && refused[0].Service == e.Service {
+			err := refused[0]
 			e.Err = err
 			e.Reason = explain(err, e.OldPool, next)
 			toReassign = append(toReassign, pending{len(entries), int(i)})
 			entries = append(entries, e)
 			continue
 		}
-		id, _ := next.st.find(e.Service)
-		e.Action, e.NewIPs, e.NewPool = Keep, next.ipsOf(id), next.pools[next.st.rec(id).pool()].name()
+		// Restored: the addresses are unchanged and inside one pool of the new configuration.
+		e.Action, e.NewIPs = Keep, ips
+		if len(ips) == 2 {
+			if fams, err := svc.wantedFamilies(); err == nil {
+				e.NewIPs = orderByFamily(ips, fams)
+			}
+		}
+		if p, _ := next.poolOf(ips); p >= 0 {
+			e.NewPool = next.pools[p].name()
+		}
 		switch {
 		case e.OldPool == e.NewPool:
 			reason, ok := stillIn[e.NewPool]
@@ -95,12 +106,13 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 		entries = append(entries, e)
 	}
 
-	// Reassign in the order Restore resolves conflicts: oldest first.
-	slices.SortStableFunc(toReassign, func(x, y pending) int {
+	// Reassign in the order Restore resolves conflicts: oldest first, then by key, which is
+	// the entries' order.
+	slices.SortFunc(toReassign, func(x, y pending) int {
 		if c := svcs[x.svc].Created.Compare(svcs[y.svc].Created); c != 0 {
 			return c
 		}
-		return entries[x.entry].Service.compare(entries[y.entry].Service)
+		return cmp.Compare(x.entry, y.entry)
 	})
 	for _, pe := range toReassign {
 		e := &entries[pe.entry]
@@ -122,9 +134,9 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 func explain(err *AllocationError, oldPool string, next *Allocator) string {
 	if errors.Is(err, ErrOutsidePools) && oldPool != "" {
 		if _, ok := next.poolByName[oldPool]; !ok {
-			return fmt.Sprintf("pool %q was removed", oldPool)
+			return "pool " + strconv.Quote(oldPool) + " was removed"
 		}
-		return fmt.Sprintf("pool %q no longer holds them: %s", oldPool, err.Detail)
+		return "pool " + strconv.Quote(oldPool) + " no longer holds them: " + err.Detail
 	}
 	return err.Detail
 }

@@ -28,12 +28,17 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 			order = append(order, int32(i))
 		}
 	}
+	// Size the indexes for the batch up front instead of growing them step by step.
+	a.st.reserve(len(order))
+	if len(a.holdersV4) == 0 {
+		a.holdersV4 = make(map[uint32]uint32, len(order))
+	}
+	byKey := newKeyOrder(svcs)
 	slices.SortStableFunc(order, func(i, j int32) int {
-		x, y := &svcs[i], &svcs[j]
-		if c := x.Created.Compare(y.Created); c != 0 {
+		if c := svcs[i].Created.Compare(svcs[j].Created); c != 0 {
 			return c
 		}
-		return x.Key().compare(y.Key())
+		return byKey.compare(i, j)
 	})
 	var refused []*AllocationError
 	for _, i := range order {

@@ -1,11 +1,13 @@
 package ipam
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -189,4 +191,35 @@ func canonicalSelector(sel map[string]string) string {
 		b = append(b, sel[k]...)
 	}
 	return string(b)
+}
+
+// keyOrder compares Services (by index into svcs) by namespace/name. Namespaces are ranked
+// once up front, so sorting many Services mostly compares integers and names rather than
+// both strings of every key.
+type keyOrder struct {
+	svcs   []Service
+	nsRank []uint32
+}
+
+func newKeyOrder(svcs []Service) keyOrder {
+	ranks := map[string]uint32{}
+	for i := range svcs {
+		ranks[svcs[i].Namespace] = 0
+	}
+	names := slices.Sorted(maps.Keys(ranks))
+	for r, ns := range names {
+		ranks[ns] = uint32(r)
+	}
+	o := keyOrder{svcs: svcs, nsRank: make([]uint32, len(svcs))}
+	for i := range svcs {
+		o.nsRank[i] = ranks[svcs[i].Namespace]
+	}
+	return o
+}
+
+func (o keyOrder) compare(i, j int32) int {
+	if c := cmp.Compare(o.nsRank[i], o.nsRank[j]); c != 0 {
+		return c
+	}
+	return strings.Compare(o.svcs[i].Name, o.svcs[j].Name)
 }

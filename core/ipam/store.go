@@ -146,6 +146,17 @@ func (s *store) insert(id uint32, h uint64) {
 	s.index[i] = id
 }
 
+// reserve grows the index so that n more records fit without rehashing.
+func (s *store) reserve(n int) {
+	size := len(s.index)
+	for 4*(s.live+n) > 3*size {
+		size *= 2
+	}
+	if size != len(s.index) {
+		s.rehash(size)
+	}
+}
+
 // rehash rebuilds the index with size slots, walking records in id order: records sit in
 // pages, so the walk reads memory sequentially.
 func (s *store) rehash(size int) {
