@@ -243,8 +243,13 @@ func decodeAppend[T any](l *loader, e *Error, data []byte, list *[]T, where stri
 	}
 }
 
-// strictProblem matches the strict-decoding errors of sigs.k8s.io/json, which name the field.
-var strictProblem = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
+// strictProblem and typeMismatch match the errors of sigs.k8s.io/json that name a field, so
+// that the field can be reported on its own: `unknown field "spec.x"` and `json: cannot
+// unmarshal string into Go struct field IPAddressPoolSpec.spec.autoAssign of type bool`.
+var (
+	strictProblem = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
+	typeMismatch  = regexp.MustCompile(`^json: cannot unmarshal (.+) into Go struct field [^.\s]+\.(\S+) of type (\S+)$`)
+)
 
 // decode decodes data into obj, case-sensitively as the API server does. A value of the wrong
 // type is an error; unknown and duplicate fields are warnings, one per field. It reports
@@ -252,7 +257,11 @@ var strictProblem = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
 func (l *loader) decode(e *Error, data []byte, obj any) bool {
 	strictErrs, err := kjson.UnmarshalStrict(data, obj, kjson.DisallowUnknownFields, kjson.DisallowDuplicateFields)
 	if err != nil {
-		e.Reason = err.Error()
+		if m := typeMismatch.FindStringSubmatch(err.Error()); m != nil {
+			e.Field, e.Reason = m[2], fmt.Sprintf("wrong type: got %s, want %s", m[1], m[3])
+		} else {
+			e.Reason = err.Error()
+		}
 		l.errs = append(l.errs, e)
 		return false
 	}

@@ -196,7 +196,11 @@ func TestLoadRejects(t *testing.T) {
 		{"invalid YAML", "a: [1\n", []string{
 			`t.yaml#1: object: invalid YAML: yaml: line 1: did not find expected ',' or ']'`}},
 		{"wrong value type", docs("# comment only\n", pool("a", "10.0.0.0/24")+"  autoAssign: \"yes\"\n"), []string{
-			`t.yaml#2: IPAddressPool ns/a: json: cannot unmarshal string into Go struct field IPAddressPoolSpec.spec.autoAssign of type bool`}},
+			`t.yaml#2: IPAddressPool ns/a: spec.autoAssign: wrong type: got string, want bool`}},
+		{"number out of range", peer("p", "{myASN: 4294967296, peerASN: 1, peerAddress: 10.0.0.1}"), []string{
+			`t.yaml#1: BGPPeer ns/p: spec.myASN: wrong type: got number 4294967296, want uint32`}},
+		{"list where a string is expected", "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\nspec: {communities: [[1]]}\n", []string{
+			`t.yaml#1: BGPAdvertisement a: spec.communities: wrong type: got array, want string`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
