@@ -3,6 +3,7 @@ package rawsock
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -74,7 +75,52 @@ type Port struct {
 	kernelDrops uint64
 	closed      bool
 
+	reader     frameReader // used by the reader goroutine only
+	writer     frameWriter
 	readerDone chan struct{}
+}
+
+// frameReader is the reader goroutine's receive buffer and the result of its last recvfrom(2).
+// Its read function is built once, so receiving a frame allocates nothing.
+type frameReader struct {
+	buf  []byte
+	n    int
+	err  error
+	read func(fd uintptr) (done bool)
+}
+
+func (r *frameReader) init(size int) {
+	r.buf = make([]byte, size)
+	r.read = func(fd uintptr) bool {
+		// recvfrom(2) without a source address (the filter already decided everything the
+		// address would tell; unix.Recvfrom would allocate one per frame) and with MSG_TRUNC,
+		// which makes it return the frame's real length.
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)), unix.MSG_TRUNC, 0, 0)
+		r.n, r.err = int(n), nil
+		if errno != 0 {
+			r.n, r.err = 0, errno
+		}
+		return errno != unix.EAGAIN
+	}
+}
+
+// frameWriter serializes Sends and holds the frame being sent, so that sending allocates
+// nothing either.
+type frameWriter struct {
+	mu    sync.Mutex
+	frame []byte
+	pad   [minFrameLen]byte
+	err   error
+	write func(fd uintptr) (done bool)
+}
+
+func (w *frameWriter) init() {
+	w.write = func(fd uintptr) bool {
+		// write(2) on a bound packet socket sends to the bound interface. Returning true even
+		// on EAGAIN makes a full queue an error instead of a wait.
+		_, w.err = unix.Write(int(fd), w.frame)
+		return true
+	}
 }
 
 var _ netio.Port = (*Port)(nil)
@@ -115,17 +161,7 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 		conn.Close()
 		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
 	}
-	// The filter already drops the host's outgoing frames; PACKET_IGNORE_OUTGOING (Linux 4.20)
-	// spares the kernel copying every transmitted packet to the socket just to drop it.
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-	}); err != nil {
-		serr = err
-	}
-	if serr != nil {
-		n.log.Debug("rawsock: PACKET_IGNORE_OUTGOING not available; the filter drops outgoing frames", "interface", ifname, "err", serr)
-	}
+	tuneSocket(raw, n.log.With("interface", ifname))
 	p := &Port{
 		node:       n,
 		ifname:     ifname,
@@ -135,11 +171,40 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 		groups:     make(map[netip.Addr]int),
 		readerDone: make(chan struct{}),
 	}
+	p.reader.init(n.bufSize)
+	p.writer.init()
 	n.mu.Lock()
 	n.ports[p] = struct{}{}
 	n.mu.Unlock()
-	go p.read(make([]byte, n.bufSize))
+	go p.read()
 	return p, nil
+}
+
+// portReceiveBuffer is the receive queue a port asks for: room for a burst of a few thousand
+// small frames (a storm of neighbour solicitations after a failover, say) while the handler
+// catches up.
+const portReceiveBuffer = 1 << 20
+
+// tuneSocket applies the optional socket settings of a port; failing any of them costs
+// efficiency, not correctness, so failures are only logged.
+func tuneSocket(raw syscall.RawConn, log *slog.Logger) {
+	err := raw.Control(func(fd uintptr) {
+		// The filter already drops the host's outgoing frames; PACKET_IGNORE_OUTGOING (Linux
+		// 4.20) spares the kernel copying every transmitted packet to the socket to drop it.
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			log.Debug("rawsock: PACKET_IGNORE_OUTGOING not available; the filter drops outgoing frames", "err", err)
+		}
+		// SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF gets
+		// what rmem_max allows.
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, portReceiveBuffer); err != nil {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, portReceiveBuffer); err != nil {
+				log.Debug("rawsock: cannot enlarge the receive buffer", "err", err)
+			}
+		}
+	})
+	if err != nil {
+		log.Debug("rawsock: socket options not applied", "err", err)
+	}
 }
 
 // portFilter builds the classic BPF program of a port: accept a frame when it was not sent by
@@ -183,10 +248,11 @@ func portFilter(etherTypes []uint16) ([]bpf.RawInstruction, error) {
 
 // read is the port's reader goroutine: it hands every frame to the handler until the socket is
 // closed.
-func (p *Port) read(buf []byte) {
+func (p *Port) read() {
 	defer close(p.readerDone)
+	buf := p.reader.buf
 	for {
-		n, err := p.recv(buf)
+		n, err := p.recv()
 		switch {
 		case err == nil:
 		case p.closing.Load():
@@ -207,27 +273,13 @@ func (p *Port) read(buf []byte) {
 	}
 }
 
-// recv reads one frame into buf and returns its real length, which exceeds len(buf) when the
-// frame was truncated (MSG_TRUNC). It waits in the runtime poller, so Close interrupts it.
-func (p *Port) recv(buf []byte) (int, error) {
-	var (
-		n    int
-		rerr error
-	)
-	err := p.raw.Read(func(fd uintptr) bool {
-		// recvfrom(2) without a source address: the filter already decided everything the
-		// address would tell, and unix.Recvfrom would allocate one per frame.
-		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
-		n, rerr = int(r), nil
-		if errno != 0 {
-			n, rerr = 0, errno
-		}
-		return rerr != unix.EAGAIN
-	})
-	if err != nil {
+// recv reads one frame into the reader's buffer and returns its real length, which exceeds the
+// buffer's when the frame was truncated. It waits in the runtime poller, so Close interrupts it.
+func (p *Port) recv() (int, error) {
+	if err := p.raw.Read(p.reader.read); err != nil {
 		return 0, err
 	}
-	return n, rerr
+	return p.reader.n, p.reader.err
 }
 
 // Send transmits frame, padded with zeros to the 60-byte Ethernet minimum. It never waits for
@@ -249,22 +301,21 @@ func (p *Port) send(frame []byte) error {
 	if len(frame) < ethHeaderLen {
 		return fmt.Errorf("frame of %d bytes is shorter than an Ethernet header (%d bytes)", len(frame), ethHeaderLen)
 	}
+	w := &p.writer
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(frame) < minFrameLen {
-		var padded [minFrameLen]byte
-		copy(padded[:], frame)
-		frame = padded[:]
+		n := copy(w.pad[:], frame)
+		clear(w.pad[n:])
+		frame = w.pad[:]
 	}
-	var werr error
-	err := p.raw.Write(func(fd uintptr) bool {
-		// write(2) on a bound packet socket sends to the bound interface. Returning true
-		// even on EAGAIN makes a full queue an error instead of a wait.
-		_, werr = unix.Write(int(fd), frame)
-		return true
-	})
+	w.frame = frame
+	err := p.raw.Write(w.write)
+	w.frame = nil // do not keep the caller's buffer
 	if err != nil {
 		return err
 	}
-	return werr
+	return w.err
 }
 
 // JoinGroup adds group's Ethernet multicast address to the interface's multicast filter. Joins

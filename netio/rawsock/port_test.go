@@ -116,10 +116,15 @@ func TestAnswerKernelARP(t *testing.T) {
 
 	// Nothing answers the ping itself (a's kernel does not have the address); the ARP
 	// exchange before it is the point.
-	h.b.Run("ping", "-c", "1", "-W", "1", vip4.String())
-	if got := neighbourMAC(t, h.b, vip4); got != h.macA.String() {
-		t.Errorf("b's neighbour entry for %s: lladdr %q, want %s", vip4, got, h.macA)
-	}
+	pingOut, _ := h.b.Run("ping", "-c", "1", "-W", "1", vip4.String())
+	// The kernel keeps resolving after ping gives up (three requests, a second apart), so a
+	// slow machine gets that long.
+	eventually(t, 4*time.Second, func() string {
+		if got := neighbourMAC(t, h.b, vip4); got != h.macA.String() {
+			return fmt.Sprintf("b's neighbour entry for %s: lladdr %q, want %s\nping: %s\nneighbours: %s", vip4, got, h.macA, pingOut, h.b.MustIP("neigh"))
+		}
+		return ""
+	})
 	out, err := h.b.Run("arping", "-c", "1", "-w", "3", "-i", "eth0", vip4.String())
 	if err != nil {
 		t.Fatalf("arping %s: %v", vip4, err)
@@ -220,10 +225,14 @@ func TestJoinGroupKernelSolicitation(t *testing.T) {
 		t.Fatalf("%s not in eth0's multicast list after JoinGroup(%s):\n%s", groupMACText, snm, h.a.MustIP("maddr", "show", "dev", "eth0"))
 	}
 
-	h.b.Run("ping", "-6", "-c", "1", "-W", "1", vip6.String())
-	if got := neighbourMAC(t, h.b, vip6); got != h.macA.String() {
-		t.Errorf("b's neighbour entry for %s: lladdr %q, want %s", vip6, got, h.macA)
-	}
+	pingOut, _ := h.b.Run("ping", "-6", "-c", "1", "-W", "1", vip6.String())
+	eventually(t, 4*time.Second, func() string {
+		if got := neighbourMAC(t, h.b, vip6); got != h.macA.String() {
+			return fmt.Sprintf("b's neighbour entry for %s: lladdr %q, want %s\nping: %s\nneighbours: %s\nanswered: %d, port stats %+v",
+				vip6, got, h.macA, pingOut, h.b.MustIP("-6", "neigh"), ans.count("ns"), ans.port.Stats())
+		}
+		return ""
+	})
 	out, err := h.b.Run("ndisc6", "-1", "-r", "3", "-w", "1000", vip6.String(), "eth0")
 	if err != nil {
 		t.Fatalf("ndisc6 %s: %v", vip6, err)
