@@ -64,6 +64,10 @@ type Interface struct {
 }
 
 // Link describes how a cable mistreats frames; the zero value is a perfect cable.
+//
+// A perfect cable also has no latency, so a whole exchange happens at one virtual instant. Give
+// links a LAN-like delay (tens of microseconds) where time-derived values matter, e.g. many TCP
+// connections in a row: gVisor's initial sequence numbers advance with the clock.
 type Link struct {
 	// Loss is the probability that a frame is lost, per crossing.
 	Loss float64 `json:"loss,omitempty"`
