@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -70,6 +71,7 @@ func Load(sources ...Source) (*Result, error) {
 	for _, src := range sources {
 		l.loadSource(src)
 	}
+	l.checkNamespaces()
 	cfg, warnings, err := Build(&l.res.Objects)
 	var buildErrs Errors
 	errors.As(err, &buildErrs) // Build's only error is an Errors
@@ -230,6 +232,57 @@ func (l *loader) decodeDocument(where string, data []byte) {
 		}
 		e.Reason = fmt.Sprintf("%s %s is not a kind Switchyard reads; ignored", h.APIVersion, h.Kind)
 		l.warnings = append(l.warnings, e)
+	}
+}
+
+// checkNamespaces warns about configuration objects outside the namespace most of them are
+// in: Switchyard, like MetalLB, reads only the namespace it runs in, so such objects would be
+// ignored once applied. Objects without a namespace are not counted; kubectl puts them in the
+// namespace it is told to.
+func (l *loader) checkNamespaces() {
+	o := &l.res.Objects
+	type located struct {
+		kind, namespace, name string
+		index                 int
+	}
+	var all []located
+	add := func(kind string, i int, m metav1.ObjectMeta) {
+		if m.Namespace != "" {
+			all = append(all, located{kind, m.Namespace, m.Name, i})
+		}
+	}
+	for i := range o.Pools {
+		add(KindIPAddressPool, i, o.Pools[i].ObjectMeta)
+	}
+	for i := range o.L2Advertisements {
+		add(KindL2Advertisement, i, o.L2Advertisements[i].ObjectMeta)
+	}
+	for i := range o.BGPAdvertisements {
+		add(KindBGPAdvertisement, i, o.BGPAdvertisements[i].ObjectMeta)
+	}
+	for i := range o.Peers {
+		add(KindBGPPeer, i, o.Peers[i].ObjectMeta)
+	}
+	for i := range o.BFDProfiles {
+		add(KindBFDProfile, i, o.BFDProfiles[i].ObjectMeta)
+	}
+	for i := range o.Communities {
+		add(KindCommunity, i, o.Communities[i].ObjectMeta)
+	}
+	count := map[string]int{}
+	usual := ""
+	for _, obj := range all {
+		count[obj.namespace]++
+		if c := count[obj.namespace]; c > count[usual] || (c == count[usual] && obj.namespace < usual) {
+			usual = obj.namespace
+		}
+	}
+	for _, obj := range all {
+		if obj.namespace != usual {
+			w := object{obj.kind, obj.namespace, obj.name, obj.index}.problem("metadata.namespace",
+				fmt.Sprintf("%q differs from %q, the namespace of the other configuration objects; Switchyard reads only the namespace it runs in", obj.namespace, usual))
+			l.warnings = append(l.warnings, l.withOrigin(w))
+		}
 	}
 }
 

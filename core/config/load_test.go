@@ -212,6 +212,21 @@ func TestLoadRejects(t *testing.T) {
 	}
 }
 
+func TestLoadWarnsAboutOtherNamespaces(t *testing.T) {
+	other := func(doc string) string { return strings.Replace(doc, "namespace: ns", "namespace: default", 1) }
+	_, errs, got := load(t, docs(pool("a", "10.0.0.0/24"), other(pool("b", "10.0.1.0/24")), l2Adv("l2", "{}"),
+		"apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: no-namespace}\n"))
+	if errs != nil {
+		t.Fatalf("unexpected errors: %q", errs)
+	}
+	want := []string{
+		`t.yaml#2: IPAddressPool default/b: metadata.namespace: "default" differs from "ns", the namespace of the other configuration objects; Switchyard reads only the namespace it runs in`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
 func TestLoadWarnings(t *testing.T) {
 	yaml := docs(
 		pool("a", "10.0.0.0/24")+"  autoAsign: false\n",
