@@ -201,7 +201,12 @@ func (w *linkWatch) check(index int) {
 		}
 		return
 	}
-	addrs, err := w.node.nl.AddrList(link, netlink.FAMILY_ALL)
+	var addrs []netlink.Addr
+	for range dumpAttempts {
+		if addrs, err = w.node.nl.AddrList(link, netlink.FAMILY_ALL); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
 	if err != nil {
 		w.node.log.Warn("rawsock: watch links: read addresses", "interface", link.Attrs().Name, "err", err)
 		return

@@ -146,6 +146,22 @@ func (n *Node) Clock() clock.Clock { return clock.Wall{} }
 
 // Interfaces returns the node's interfaces ordered by index.
 func (n *Node) Interfaces() ([]netio.Interface, error) {
+	// A dump that races with a change is flagged as interrupted and may be inconsistent; the
+	// kernel's advice is to ask again.
+	var err error
+	for range dumpAttempts {
+		var ifs []netio.Interface
+		if ifs, err = n.interfaces(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return ifs, err
+		}
+	}
+	return nil, err
+}
+
+// dumpAttempts bounds how often Interfaces repeats an interrupted dump.
+const dumpAttempts = 5
+
+func (n *Node) interfaces() ([]netio.Interface, error) {
 	links, err := n.nl.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("rawsock: list links: %w", err)
