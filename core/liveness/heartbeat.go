@@ -78,13 +78,13 @@ var (
 // The incarnation identifies one run of a speaker and grows every time a speaker starts (the
 // speaker derives it from the wall clock at start, for example); the sequence starts at 1 in each
 // incarnation and grows by one per heartbeat sent on an interface. A receiver keeps the highest
-// (incarnation, sequence) it accepted from each node and drops anything not above it, so a
-// recorded heartbeat cannot be replayed to fake a dead speaker's life.
+// (incarnation, sequence) it accepted from each node on each interface and drops anything not
+// above it, so a recorded heartbeat cannot be replayed to fake a dead speaker's life.
 //
-// The full 32-byte HMAC is sent rather than a truncated one: the whole frame still fits in a
-// minimum-size Ethernet frame for short node names and is sent ten times a second at most, so the
-// 16 bytes truncation would save buy nothing, while the full tag needs no argument about how
-// much truncation is safe (RFC 2104 §5).
+// The full 32-byte HMAC is sent rather than a truncated one: a heartbeat is at most 309 bytes
+// (323 with its Ethernet header, for the longest node name) and is sent ten times a second per
+// interface, so the 16 bytes truncation would save buy nothing, while the full tag needs no
+// argument about how much truncation is safe (RFC 2104 §5).
 //
 // The HMAC authenticates the speaker, not the segment: someone attached to two segments could
 // relay heartbeats between them, but such a party could as well bridge the segments outright, so
