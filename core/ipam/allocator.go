@@ -312,10 +312,11 @@ func (a *Allocator) addAddr(id uint32, sharingKey string, f Family, x u128) {
 		return
 	}
 	// Join a shared address: insert after the head. Both have extensions, since only
-	// Services with a sharing key share.
-	he := &a.st.exts[a.st.rec(head).ext]
-	a.st.extOf(id).next[f.index()] = he.next[f.index()]
-	a.st.exts[a.st.rec(head).ext].next[f.index()] = id
+	// Services with a sharing key share. (extOf may grow the table: index, don't hold
+	// pointers across it.)
+	mine, heads := a.st.extOf(id), &a.st.exts[a.st.rec(head).ext]
+	mine.next[f.index()] = heads.next[f.index()]
+	heads.next[f.index()] = id
 }
 
 // admit checks what every operation needs from a Service and returns its wanted families.

@@ -49,20 +49,19 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 	next := New(newCfg, opts)
 	refused := next.Restore(svcs)
 
-	// Build the entries in namespace/name order; sorting indices is cheaper than entries.
-	order := make([]int32, 0, len(svcs))
-	for i := range svcs {
-		if len(svcs[i].CurrentIPs) > 0 && svcs[i].LoadBalancerClass == opts.LoadBalancerClass {
-			order = append(order, int32(i))
-		}
-	}
-	slices.SortFunc(order, newKeyOrder(svcs).compare)
+	// Build the entries in namespace/name order, the order refused is in too.
+	order := orderServices(svcs, func(s *Service) bool {
+		return len(s.CurrentIPs) > 0 && s.LoadBalancerClass == opts.LoadBalancerClass
+	}, false)
 	stillIn := make(map[string]string, len(next.pools)) // pool -> Keep reason, built once
 	entries := make([]PlanEntry, 0, len(order))
-	type pending struct{ entry, svc int }
+	type pending struct {
+		entry int
+		key   serviceOrder
+	}
 	var toReassign []pending
-	for _, i := range order {
-		svc := &svcs[i]
+	for _, o := range order {
+		svc := &svcs[o.idx]
 		ips := unmapAll(svc.CurrentIPs)
 		e := PlanEntry{Service: svc.Key(), OldIPs: ips}
 		if p, _ := old.poolOf(ips); p >= 0 {
@@ -76,7 +75,7 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 			err := refused[0]
 			e.Err = err
 			e.Reason = explain(err, e.OldPool, next)
-			toReassign = append(toReassign, pending{len(entries), int(i)})
+			toReassign = append(toReassign, pending{len(entries), o})
 			entries = append(entries, e)
 			continue
 		}
@@ -109,14 +108,17 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 	// Reassign in the order Restore resolves conflicts: oldest first, then by key, which is
 	// the entries' order.
 	slices.SortFunc(toReassign, func(x, y pending) int {
-		if c := svcs[x.svc].Created.Compare(svcs[y.svc].Created); c != 0 {
+		if c := cmp.Compare(x.key.sec, y.key.sec); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.key.nsec, y.key.nsec); c != 0 {
 			return c
 		}
 		return cmp.Compare(x.entry, y.entry)
 	})
 	for _, pe := range toReassign {
 		e := &entries[pe.entry]
-		svc := svcs[pe.svc]
+		svc := svcs[pe.key.idx]
 		svc.CurrentIPs = nil
 		as, err := next.Allocate(&svc)
 		if err != nil {

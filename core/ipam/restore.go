@@ -22,31 +22,23 @@ import (
 // Pass every Service in one call: conflicts are only resolved by age within a call. A
 // Service that already has an assignment is first released.
 func (a *Allocator) Restore(svcs []Service) []*AllocationError {
-	order := make([]int32, 0, len(svcs))
-	for i := range svcs {
-		if len(svcs[i].CurrentIPs) > 0 {
-			order = append(order, int32(i))
-		}
-	}
+	order := orderServices(svcs, func(s *Service) bool { return len(s.CurrentIPs) > 0 }, true)
 	// Size the indexes for the batch up front instead of growing them step by step.
 	a.st.reserve(len(order))
 	if len(a.holdersV4) == 0 {
 		a.holdersV4 = make(map[uint32]uint32, len(order))
 	}
-	byKey := newKeyOrder(svcs)
-	slices.SortStableFunc(order, func(i, j int32) int {
-		if c := svcs[i].Created.Compare(svcs[j].Created); c != 0 {
-			return c
-		}
-		return byKey.compare(i, j)
-	})
-	var refused []*AllocationError
-	for _, i := range order {
-		svc := &svcs[i]
+	type refusal struct {
+		key serviceOrder
+		err *AllocationError
+	}
+	var refusals []refusal
+	for _, o := range order {
+		svc := &svcs[o.idx]
 		fams, err := a.admit(svc)
 		if err != nil {
 			if !errors.Is(err, ErrNotHandled) {
-				refused = append(refused, err)
+				refusals = append(refusals, refusal{o, err})
 			}
 			continue
 		}
@@ -57,12 +49,16 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 		ips := unmapAll(svc.CurrentIPs)
 		p, err := a.checkKeep(0, svc, fams, ips)
 		if err != nil {
-			refused = append(refused, err)
+			refusals = append(refusals, refusal{o, err})
 			continue
 		}
 		a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0])
 	}
-	slices.SortFunc(refused, func(x, y *AllocationError) int { return x.Service.compare(y.Service) })
+	slices.SortFunc(refusals, func(x, y refusal) int { return compareKey(x.key, y.key) })
+	refused := make([]*AllocationError, len(refusals))
+	for i, r := range refusals {
+		refused[i] = r.err
+	}
 	return refused
 }
 

@@ -193,33 +193,60 @@ func canonicalSelector(sel map[string]string) string {
 	return string(b)
 }
 
-// keyOrder compares Services (by index into svcs) by namespace/name. Namespaces are ranked
-// once up front, so sorting many Services mostly compares integers and names rather than
-// both strings of every key.
-type keyOrder struct {
-	svcs   []Service
-	nsRank []uint32
+// serviceOrder is a compact sort key for one Service of a batch. Sorting these, rather than
+// indices into the []Service, keeps every comparison within a small array instead of
+// touching two large Service values scattered over memory.
+type serviceOrder struct {
+	sec  int64 // Created, in seconds and nanoseconds
+	name string
+	nsec int32
+	ns   uint32 // rank of the namespace among the batch's namespaces
+	idx  int32  // index into the batch
 }
 
-func newKeyOrder(svcs []Service) keyOrder {
+// orderServices returns sort keys for the Services of svcs that include accepts, sorted by
+// namespace/name, or by age first (oldest first) when byAge is set.
+func orderServices(svcs []Service, include func(*Service) bool, byAge bool) []serviceOrder {
 	ranks := map[string]uint32{}
+	out := make([]serviceOrder, 0, len(svcs))
 	for i := range svcs {
-		ranks[svcs[i].Namespace] = 0
+		s := &svcs[i]
+		if !include(s) {
+			continue
+		}
+		ranks[s.Namespace] = 0
+		out = append(out, serviceOrder{sec: s.Created.Unix(), nsec: int32(s.Created.Nanosecond()), name: s.Name, idx: int32(i)})
 	}
-	names := slices.Sorted(maps.Keys(ranks))
-	for r, ns := range names {
+	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
 		ranks[ns] = uint32(r)
 	}
-	o := keyOrder{svcs: svcs, nsRank: make([]uint32, len(svcs))}
-	for i := range svcs {
-		o.nsRank[i] = ranks[svcs[i].Namespace]
+	for i := range out {
+		out[i].ns = ranks[svcs[out[i].idx].Namespace]
 	}
-	return o
+	if byAge {
+		slices.SortFunc(out, compareAge)
+	} else {
+		slices.SortFunc(out, compareKey)
+	}
+	return out
 }
 
-func (o keyOrder) compare(i, j int32) int {
-	if c := cmp.Compare(o.nsRank[i], o.nsRank[j]); c != 0 {
+func compareKey(x, y serviceOrder) int {
+	if c := cmp.Compare(x.ns, y.ns); c != 0 {
 		return c
 	}
-	return strings.Compare(o.svcs[i].Name, o.svcs[j].Name)
+	if c := strings.Compare(x.name, y.name); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.idx, y.idx) // duplicates keep batch order
+}
+
+func compareAge(x, y serviceOrder) int {
+	if c := cmp.Compare(x.sec, y.sec); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.nsec, y.nsec); c != 0 {
+		return c
+	}
+	return compareKey(x, y)
 }
