@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"flag"
 	"net"
 	"net/netip"
 	"os"
@@ -15,8 +16,13 @@ import (
 	"github.com/switchyard-lb/switchyard/netio"
 )
 
+// TestMain gives the simulations one P (see the package documentation). Fuzz workers keep
+// their Ps: the fuzz targets here do not simulate, and the fuzzing engine crawls on one P.
 func TestMain(m *testing.M) {
-	runtime.GOMAXPROCS(1)
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f == nil || f.Value.String() != "true" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(m.Run())
 }
 
