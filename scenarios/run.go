@@ -184,6 +184,14 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 	}
 	n.RunFor(sc.Duration.Duration)
 	end := n.Elapsed()
+	// Probes stop at the end; attempts still in flight get their timeout to finish, so that
+	// none of them is left out of the outage measurements.
+	var drain time.Duration
+	for _, p := range r.probes {
+		p.client.StopProbes()
+		drain = max(drain, p.spec.Timeout.Duration)
+	}
+	n.RunFor(drain)
 	r.res.Stalls = n.Stalls()
 	if err := n.Flush(); err != nil {
 		return nil, err
