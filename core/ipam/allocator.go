@@ -314,7 +314,8 @@ func (a *Allocator) addAddr(id uint32, sharingKey string, f Family, x u128) {
 	// Join a shared address: insert after the head. Both have extensions, since only
 	// Services with a sharing key share. (extOf may grow the table: index, don't hold
 	// pointers across it.)
-	mine, heads := a.st.extOf(id), &a.st.exts[a.st.rec(head).ext]
+	mine := a.st.extOf(id)
+	heads := &a.st.exts[a.st.rec(head).ext]
 	mine.next[f.index()] = heads.next[f.index()]
 	heads.next[f.index()] = id
 }
