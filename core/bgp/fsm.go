@@ -88,8 +88,8 @@ func (f *fsm) connected(local, remote netip.AddrPort) {
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	f.open.routerID = chooseRouterID(f.peer, local.Addr())
 	if !f.open.routerID.IsValid() {
-		f.stop(bgp.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE,
-			fmt.Errorf("peer %s: no IPv4 router ID: set routerID, or an IPv4 sourceAddress", f.peer.Name))
+		// Nothing was sent yet, so there is no session to notify: just give up this connection.
+		f.close(fmt.Errorf("peer %s: no IPv4 router ID: set routerID, or an IPv4 sourceAddress", f.peer.Name))
 		return
 	}
 	f.upd = updateBuilder{

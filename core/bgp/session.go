@@ -102,6 +102,9 @@ type Transport struct {
 	// TTL is 1 for a directly connected eBGP peer, 255 with ebgpMultiHop, 0 (system default)
 	// for iBGP.
 	TTL int
+	// MD5Key is the TCP-MD5 key (RFC 2385) given inline as password. A peer with
+	// passwordSecret leaves it empty: the caller reads the Secret and fills it in.
+	MD5Key string
 }
 
 // TransportFor returns the transport peer p needs. The TCP-MD5 key (password or
@@ -111,7 +114,7 @@ func TransportFor(p *config.Peer) Transport {
 	if port == 0 {
 		port = 179
 	}
-	t := Transport{Remote: netip.AddrPortFrom(p.Addr, port)}
+	t := Transport{Remote: netip.AddrPortFrom(p.Addr, port), MD5Key: p.Password}
 	if p.SrcAddr.IsValid() {
 		t.Local = netip.AddrPortFrom(p.SrcAddr, 0)
 	}

@@ -592,3 +592,53 @@ func TestOpenCapabilities(t *testing.T) {
 		t.Errorf("OPEN as=%d hold=%d, want %d and 9000", o.MyAS, o.HoldTime, asTrans)
 	}
 }
+
+func TestTransportFor(t *testing.T) {
+	base := testPeerConfig()
+	tests := []struct {
+		name   string
+		modify func(*config.Peer)
+		want   Transport
+	}{
+		{"eBGP direct", func(*config.Peer) {}, Transport{Remote: netip.MustParseAddrPort("192.0.2.1:179"), TTL: 1}},
+		{"eBGP multihop, port, source, password", func(p *config.Peer) {
+			p.EBGPMultiHop, p.Port, p.SrcAddr, p.Password = true, 1179, netip.MustParseAddr("192.0.2.10"), "s3cret"
+		}, Transport{Local: netip.MustParseAddrPort("192.0.2.10:0"), Remote: netip.MustParseAddrPort("192.0.2.1:1179"), TTL: 255, MD5Key: "s3cret"}},
+		{"iBGP", func(p *config.Peer) { p.ASN = p.MyASN }, Transport{Remote: netip.MustParseAddrPort("192.0.2.1:179")}},
+		{"dynamic internal", func(p *config.Peer) { p.ASN, p.DynamicASN = 0, config.DynamicASNInternal },
+			Transport{Remote: netip.MustParseAddrPort("192.0.2.1:179")}},
+		{"dynamic external", func(p *config.Peer) { p.ASN, p.DynamicASN = 0, config.DynamicASNExternal },
+			Transport{Remote: netip.MustParseAddrPort("192.0.2.1:179"), TTL: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := *base
+			tt.modify(&p)
+			if got := TransportFor(&p); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSessionWithoutRouterIDGivesUpTheConnection(t *testing.T) {
+	pc := testPeerConfig()
+	pc.RouterID = netip.Addr{}
+	pc.Addr = netip.MustParseAddr("2001:db8::1")
+	clk := fakeclock.New()
+	sess, err := NewSession(SessionConfig{Peer: pc, Clock: clk, Logger: quietLog, Jitter: rand.New(rand.NewPCG(1, 2)),
+		Dial: func(context.Context) (net.Conn, error) { return nil, io.EOF }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	conn := addrConn{a, &net.TCPAddr{IP: net.ParseIP("2001:db8::10"), Port: 40000}, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 179}}
+	err = sess.Serve(context.Background(), conn)
+	if err == nil || !strings.Contains(err.Error(), "no IPv4 router ID") {
+		t.Fatalf("Serve returned %v, want the missing router ID", err)
+	}
+	if st := sess.Stats(); st.Out.Open != 0 || st.State != StateIdle {
+		t.Errorf("stats %+v", st)
+	}
+}
