@@ -23,7 +23,7 @@ type linkEvents chan netio.Interface
 
 func (e linkEvents) next(t *testing.T, what string, match func(netio.Interface) bool) netio.Interface {
 	t.Helper()
-	deadline := time.After(3 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case ifi := <-e:

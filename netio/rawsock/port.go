@@ -11,9 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
@@ -136,8 +138,11 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 		return nil, fmt.Errorf("rawsock: port on %s: %w", ifname, err)
 	}
 	link, err := n.nl.LinkByName(ifname)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil, fmt.Errorf("rawsock: port on %s: no such interface", ifname)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("rawsock: port on %s: no such interface: %w", ifname, err)
+		return nil, fmt.Errorf("rawsock: port on %s: look up interface: %w", ifname, err)
 	}
 	attrs := link.Attrs()
 	if attrs.EncapType != "ether" {
@@ -246,6 +251,9 @@ func portFilter(etherTypes []uint16) ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(prog)
 }
 
+// readErrorPause is how long the reader waits after a failed read before the next one.
+const readErrorPause = 10 * time.Millisecond
+
 // read is the port's reader goroutine: it hands every frame to the handler until the socket is
 // closed.
 func (p *Port) read() {
@@ -259,9 +267,15 @@ func (p *Port) read() {
 			return
 		case errors.Is(err, unix.EINTR):
 			continue
+		case errors.Is(err, unix.ENETDOWN):
+			// The interface went down; the socket stays bound and receives again once it
+			// is back up. The link watch reports the state itself.
+			continue
 		default:
 			p.readErrors.Add(1)
 			p.node.log.Warn("rawsock: read failed", "interface", p.ifname, "err", err)
+			// Do not spin should the error persist.
+			time.Sleep(readErrorPause)
 			continue
 		}
 		if n > len(buf) {

@@ -17,8 +17,12 @@ import (
 )
 
 // How long a connection attempt the kernel silently drops (wrong TTL, wrong MD5 key) is given
-// before the test calls it failed. A good one completes in well under a millisecond on a veth.
-const droppedDialTimeout = 1500 * time.Millisecond
+// before the test calls it refused. A good one completes in well under a millisecond on a veth,
+// but gets far longer, so a loaded machine does not fail the test.
+const (
+	droppedDialTimeout = 1500 * time.Millisecond
+	goodDialTimeout    = 15 * time.Second
+)
 
 // serve accepts connections on l and echoes one line back on each, until l is closed.
 func serve(t *testing.T, l net.Listener) {
@@ -41,8 +45,8 @@ func serve(t *testing.T, l net.Listener) {
 
 // dial connects, exchanges a message and reports the socket's TTL/hop limit; err is the dial's
 // or the exchange's error.
-func dial(n *Node, local, remote netip.AddrPort, opts netio.TCPOptions) (ttl int, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), droppedDialTimeout)
+func dial(n *Node, local, remote netip.AddrPort, opts netio.TCPOptions, timeout time.Duration) (ttl int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := n.DialTCP(ctx, local, remote, opts)
 	if err != nil {
@@ -105,19 +109,19 @@ func TestTCPTTLAndMinTTL(t *testing.T) {
 			remote := netip.AddrPortFrom(fam.srv, 1790)
 			local := netip.AddrPortFrom(fam.local, 0)
 
-			ttl, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 255})
+			ttl, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 255}, goodDialTimeout)
 			if err != nil {
 				t.Fatalf("dial with TTL 255: %v", err)
 			}
 			if ttl != 255 {
 				t.Errorf("dialed socket's TTL = %d, want 255", ttl)
 			}
-			if _, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 254}); !isTimeout(err) {
+			if _, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 254}, droppedDialTimeout); !isTimeout(err) {
 				t.Errorf("dial with TTL 254 to a MinTTL 255 listener: %v, want the SYN dropped (timeout)", err)
 			}
 			// The listener's MinTTL guards b; a's own MinTTL guards a against b's replies,
 			// which b sends with TTL 255, so a MinTTL of 255 there is met.
-			if _, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 255, MinTTL: 255}); err != nil {
+			if _, err := dial(h.nodeA, local, remote, netio.TCPOptions{TTL: 255, MinTTL: 255}, goodDialTimeout); err != nil {
 				t.Errorf("dial with TTL 255 and MinTTL 255: %v", err)
 			}
 		})
@@ -133,10 +137,10 @@ func TestTCPMinTTLOnDialer(t *testing.T) {
 	}
 	serve(t, l)
 	remote := netip.AddrPortFrom(ipB, 1791)
-	if _, err := dial(h.nodeA, netip.AddrPort{}, remote, netio.TCPOptions{MinTTL: 255}); !isTimeout(err) {
+	if _, err := dial(h.nodeA, netip.AddrPort{}, remote, netio.TCPOptions{MinTTL: 255}, droppedDialTimeout); !isTimeout(err) {
 		t.Errorf("dial with MinTTL 255 to a peer sending TTL 64: %v, want a timeout", err)
 	}
-	if _, err := dial(h.nodeA, netip.AddrPort{}, remote, netio.TCPOptions{MinTTL: 64}); err != nil {
+	if _, err := dial(h.nodeA, netip.AddrPort{}, remote, netio.TCPOptions{MinTTL: 64}, goodDialTimeout); err != nil {
 		t.Errorf("dial with MinTTL 64 to a peer sending TTL 64: %v", err)
 	}
 }
@@ -175,7 +179,11 @@ func TestTCPMD5(t *testing.T) {
 				// In parallel: each refused case waits out its timeout.
 				t.Run(tt.name, func(t *testing.T) {
 					t.Parallel()
-					_, err := dial(h.nodeA, netip.AddrPortFrom(tt.from, 0), remote, netio.TCPOptions{MD5Key: tt.key})
+					timeout := goodDialTimeout
+					if tt.wantErr {
+						timeout = droppedDialTimeout
+					}
+					_, err := dial(h.nodeA, netip.AddrPortFrom(tt.from, 0), remote, netio.TCPOptions{MD5Key: tt.key}, timeout)
 					if tt.wantErr && !isTimeout(err) {
 						t.Errorf("dial error %v, want the kernel to drop the segments (timeout)", err)
 					}
