@@ -259,3 +259,95 @@ func TestPowerCycle(t *testing.T) {
 		t.Errorf("attempts = %+v, want a timeout while off and ok after power-on", got)
 	}
 }
+
+// announcer6 answers neighbour solicitations for an IPv6 VIP through netio and can send an
+// unsolicited neighbour advertisement with the Override flag, as speakers do on takeover.
+type announcer6 struct {
+	port   netio.Port
+	mac    net.HardwareAddr
+	ip     netip.Addr
+	active bool
+}
+
+func newAnnouncer6(t *testing.T, n *Network, node string, ip netip.Addr) *announcer6 {
+	t.Helper()
+	a := &announcer6{mac: macOf(t, n, node), ip: ip}
+	nio, _ := n.NetIO(node)
+	var err error
+	a.port, err = nio.OpenPort("eth0", netio.PortConfig{EtherTypes: []uint16{netio.EtherTypeIPv6}, Handler: a.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snm := header.SolicitedNodeAddr(tcpip.AddrFrom16(ip.As16()))
+	if err := a.port.JoinGroup(netip.AddrFrom16(snm.As16())); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *announcer6) handle(f netio.Frame) {
+	ip := header.IPv6(f.Data[header.EthernetMinimumSize:])
+	if !a.active || !ip.IsValid(len(ip)) || ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
+		return
+	}
+	ic := header.ICMPv6(ip.Payload())
+	if len(ic) < header.ICMPv6NeighborSolicitMinimumSize || ic.Type() != header.ICMPv6NeighborSolicit {
+		return
+	}
+	if netip.AddrFrom16(header.NDPNeighborSolicit(ic.MessageBody()).TargetAddress().As16()) != a.ip {
+		return
+	}
+	_ = a.port.Send(a.advert(net.HardwareAddr(f.Data[6:12]), netip.AddrFrom16(ip.SourceAddress().As16()), true))
+}
+
+// advert builds a neighbour advertisement for a.ip with the Override flag.
+func (a *announcer6) advert(dstMAC net.HardwareAddr, dst netip.Addr, solicited bool) []byte {
+	opts := header.NDPOptionsSerializer{header.NDPTargetLinkLayerAddressOption(tcpip.LinkAddress(a.mac))}
+	icmpLen := header.ICMPv6NeighborAdvertMinimumSize + opts.Length()
+	f := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+icmpLen)
+	header.Ethernet(f).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(a.mac), DstAddr: tcpip.LinkAddress(dstMAC), Type: header.IPv6ProtocolNumber})
+	ip := header.IPv6(f[header.EthernetMinimumSize:])
+	ip.Encode(&header.IPv6Fields{PayloadLength: uint16(icmpLen), TransportProtocol: header.ICMPv6ProtocolNumber,
+		HopLimit: header.NDPHopLimit, SrcAddr: tcpip.AddrFrom16(a.ip.As16()), DstAddr: tcpip.AddrFrom16(dst.As16())})
+	ic := header.ICMPv6(ip.Payload())
+	ic.SetType(header.ICMPv6NeighborAdvert)
+	na := header.NDPNeighborAdvert(ic.MessageBody())
+	na.SetTargetAddress(tcpip.AddrFrom16(a.ip.As16()))
+	na.SetOverrideFlag(true)
+	na.SetSolicitedFlag(solicited)
+	na.Options().Serialize(opts)
+	ic.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: ic, Src: ip.SourceAddress(), Dst: ip.DestinationAddress()}))
+	return f
+}
+
+// TestUnsolicitedAdvertisementMovesIPv6VIP: while node-a still serves the IPv6 VIP, node-b's
+// unsolicited advertisement with Override moves the client to node-b at once.
+func TestUnsolicitedAdvertisementMovesIPv6VIP(t *testing.T) {
+	n, err := New(lanTopology(), Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAnnouncer6(t, n, "node-a", vip6)
+	b := newAnnouncer6(t, n, "node-b", vip6)
+	a.active = true
+	c, _ := n.Client("client")
+	target := netip.AddrPortFrom(vip6, 80)
+	if err := c.ConnectTCP(target, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(100 * time.Millisecond)
+	a.active, b.active = false, true
+	allNodes := netip.MustParseAddr("ff02::1")
+	if err := b.port.Send(b.advert(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, allNodes, false)); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(100 * time.Millisecond)
+	if err := c.ConnectTCP(target, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(100 * time.Millisecond)
+	got := c.Attempts()
+	if len(got) != 2 || got[0].Node != "node-a" || got[1].Node != "node-b" || got[1].MAC != b.mac.String() || got[1].End != got[1].Start {
+		t.Errorf("attempts = %+v, want node-a then node-b at once", got)
+	}
+}

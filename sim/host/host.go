@@ -25,6 +25,7 @@ package host
 import (
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	mrand "math/rand"
 	"math/rand/v2"
 	"net"
@@ -125,6 +126,7 @@ func New(cfg Config, nics []NICConfig, routes []Route) (*Host, error) {
 			tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
 		},
 		Clock:      cfg.Clock.TCPIP(),
+		NUDDisp:    neighbourTracer{h},
 		RandSource: &lockedSource{src: mrand.NewSource(int64(splitmix(seed)))},
 		SecureRNG:  &lockedReader{r: rand.NewChaCha8(key)},
 	})
@@ -293,6 +295,32 @@ func (h *Host) Close() {
 	h.cfg.Clock.Stop()
 	h.stack.Close()
 	h.stack.Wait()
+}
+
+// neighbourTracer records the host's neighbour-cache changes in the trace, so an outage can be
+// followed to the ARP or NDP entry that caused it.
+type neighbourTracer struct{ h *Host }
+
+func (t neighbourTracer) OnNeighborAdded(id tcpip.NICID, e stack.NeighborEntry) {
+	t.emit("neigh-add", id, e)
+}
+
+func (t neighbourTracer) OnNeighborChanged(id tcpip.NICID, e stack.NeighborEntry) {
+	t.emit("neigh-change", id, e)
+}
+
+func (t neighbourTracer) OnNeighborRemoved(id tcpip.NICID, e stack.NeighborEntry) {
+	t.emit("neigh-remove", id, e)
+}
+
+func (t neighbourTracer) emit(event string, id tcpip.NICID, e stack.NeighborEntry) {
+	tr := t.h.cfg.Trace
+	if !tr.Enabled() || int(id) > len(t.h.nics) || id == 0 {
+		return
+	}
+	tr.Emit("host/"+t.h.cfg.Name, event, slog.String("if", t.h.nics[id-1].name),
+		slog.String("ip", e.Addr.String()), slog.String("mac", e.LinkAddr.String()),
+		slog.String("state", e.State.String()))
 }
 
 // deriveSeed mixes the simulation seed with a host's name and boot count.
