@@ -1,7 +1,6 @@
 package ipam
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,7 +27,7 @@ type Assignment struct {
 type Allocator struct {
 	opts       Options
 	cfg        *config.Config
-	pools      []*pool // sorted by name, as in the Config
+	pools      []*pool // sorted by name
 	poolByName map[string]int
 	// ranges lists every pool range per family in address order, to find the pool of an
 	// address by binary search. Pools never overlap.
@@ -82,7 +81,15 @@ func (a *Allocator) setPools(cfg *config.Config) {
 	a.poolByName = make(map[string]int, len(cfg.Pools))
 	a.ranges = [2][]rangeRef{}
 	a.open, a.selective = nil, nil
-	for _, pc := range cfg.Pools {
+	// Config promises pools sorted by name; sort anyway, since "by name" is an allocation rule.
+	configured := slices.Clone(cfg.Pools)
+	slices.SortStableFunc(configured, func(x, y *config.Pool) int {
+		if x == nil || y == nil {
+			return 0
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+	for _, pc := range configured {
 		if pc == nil || len(a.pools) == maxPools {
 			continue
 		}
@@ -122,81 +129,6 @@ func (a *Allocator) locate(f Family, x u128) (int, *addrRange, bool) {
 	return rs[i].pool, rs[i].r, true
 }
 
-func (a *Allocator) isInUse(f Family, x u128) bool { return a.head(f, x) != 0 }
-
-func (a *Allocator) head(f Family, x u128) uint32 {
-	if f == IPv4 {
-		return a.holdersV4[uint32(x.lo)]
-	}
-	return a.holdersV6[x]
-}
-
-func (a *Allocator) setHead(f Family, x u128, id uint32) {
-	switch {
-	case f == IPv4 && id == 0:
-		delete(a.holdersV4, uint32(x.lo))
-	case f == IPv4:
-		a.holdersV4[uint32(x.lo)] = id
-	case id == 0:
-		delete(a.holdersV6, x)
-	default:
-		a.holdersV6[x] = id
-	}
-}
-
-// nextHolder returns the holder after id on id's address of family f, or 0.
-func (a *Allocator) nextHolder(id uint32, f Family) uint32 {
-	if e := a.st.rec(id).ext; e != 0 {
-		return a.st.exts[e].next[f.index()]
-	}
-	return 0
-}
-
-// addrOf returns record id's address of family f.
-func (a *Allocator) addrOf(id uint32, f Family) u128 {
-	r := a.st.rec(id)
-	if f == IPv4 {
-		return u128{lo: uint64(r.v4)}
-	}
-	return a.st.exts[r.ext].v6
-}
-
-// familyList is the families a record holds, in the Service's order; a fixed array keeps the
-// hot paths free of allocations.
-type familyList struct {
-	f [2]Family
-	n int
-}
-
-func (l familyList) list() []Family { return l.f[:l.n] }
-
-// familiesOf lists the families record id holds.
-func (a *Allocator) familiesOf(id uint32) familyList {
-	r := a.st.rec(id)
-	var l familyList
-	if r.has(flagV4) {
-		l.f[l.n] = IPv4
-		l.n++
-	}
-	if r.has(flagV6) {
-		l.f[l.n] = IPv6
-		l.n++
-	}
-	if l.n == 2 && r.has(flagV6First) {
-		l.f = [2]Family{IPv6, IPv4}
-	}
-	return l
-}
-
-func (a *Allocator) ipsOf(id uint32) []netip.Addr {
-	fams := a.familiesOf(id)
-	ips := make([]netip.Addr, fams.n)
-	for i, f := range fams.list() {
-		ips[i] = a.addrOf(id, f).addr(f)
-	}
-	return ips
-}
-
 func (a *Allocator) assignment(id uint32) Assignment {
 	return Assignment{Service: a.st.key(id), IPs: a.ipsOf(id), Pool: a.pools[a.st.rec(id).pool()].name()}
 }
@@ -221,231 +153,6 @@ func (a *Allocator) Release(k ServiceKey) bool {
 	}
 	a.release(id)
 	return true
-}
-
-func (a *Allocator) release(id uint32) {
-	fams := a.familiesOf(id)
-	for _, f := range fams.list() {
-		a.unlink(id, f, a.addrOf(id, f))
-	}
-	a.st.remove(id)
-}
-
-// unlink removes id from the holders of x; the last holder frees the address.
-func (a *Allocator) unlink(id uint32, f Family, x u128) {
-	head := a.head(f, x)
-	next := a.nextHolder(id, f)
-	if head == id {
-		a.setHead(f, x, next)
-		if next == 0 {
-			if _, r, ok := a.locate(f, x); ok {
-				r.put(x, a.inUse)
-			}
-			if e := a.st.rec(id).ext; e != 0 && a.st.exts[e].sharingKey != "" {
-				a.unshare(a.st.exts[e].sharingKey, familyAddr{f, x})
-			}
-		}
-	} else {
-		prev := head
-		for a.nextHolder(prev, f) != id {
-			prev = a.nextHolder(prev, f)
-		}
-		a.st.exts[a.st.rec(prev).ext].next[f.index()] = next
-	}
-	if e := a.st.rec(id).ext; e != 0 {
-		a.st.exts[e].next[f.index()] = 0
-	}
-}
-
-func (a *Allocator) unshare(key string, fa familyAddr) {
-	list := a.shared[key]
-	if i := slices.Index(list, fa); i >= 0 {
-		list = slices.Delete(list, i, i+1)
-	}
-	if len(list) == 0 {
-		delete(a.shared, key)
-	} else {
-		a.shared[key] = list
-	}
-}
-
-// claim records that svc holds ips (already checked) from pool p; fams orders them.
-// kh is the key's hash from find; svc must hold no record.
-func (a *Allocator) claim(svc *Service, kh keyHash, ips []netip.Addr, p int, primary Family) uint32 {
-	id := a.st.add(svc.Key(), kh)
-	flags := uint32(p)
-	if primary == IPv6 {
-		flags |= flagV6First
-	}
-	a.st.rec(id).poolFlags = flags
-	if svc.SharingKey != "" {
-		e := a.st.extOf(id)
-		e.sharingKey = svc.SharingKey
-		e.backendKey = svc.backendKey()
-		e.ports = slices.Clone(svc.Ports)
-	}
-	for _, ip := range ips {
-		a.addAddr(id, svc.SharingKey, familyOf(ip), u128From(ip))
-	}
-	return id
-}
-
-// addAddr gives record id the address x of family f.
-func (a *Allocator) addAddr(id uint32, sharingKey string, f Family, x u128) {
-	r := a.st.rec(id)
-	if f == IPv4 {
-		r.v4 = uint32(x.lo)
-		r.poolFlags |= flagV4
-	} else {
-		a.st.extOf(id).v6 = x
-		a.st.rec(id).poolFlags |= flagV6
-	}
-	head := a.head(f, x)
-	if head == 0 {
-		a.setHead(f, x, id)
-		if _, rg, ok := a.locate(f, x); ok {
-			rg.take(x)
-		}
-		if sharingKey != "" {
-			a.shared[sharingKey] = append(a.shared[sharingKey], familyAddr{f, x})
-		}
-		return
-	}
-	// Join a shared address: insert after the head. Both have extensions, since only
-	// Services with a sharing key share. (extOf may grow the table: index, don't hold
-	// pointers across it.)
-	mine := a.st.extOf(id)
-	heads := &a.st.exts[a.st.rec(head).ext]
-	mine.next[f.index()] = heads.next[f.index()]
-	heads.next[f.index()] = id
-}
-
-// admit checks what every operation needs from a Service and returns its wanted families.
-func (a *Allocator) admit(svc *Service) ([]Family, *AllocationError) {
-	k := svc.Key()
-	if svc.LoadBalancerClass != a.opts.LoadBalancerClass {
-		handled := fmt.Sprintf("loadBalancerClass %q", a.opts.LoadBalancerClass)
-		if a.opts.LoadBalancerClass == "" {
-			handled = "Services without a loadBalancerClass"
-		}
-		return nil, refuse(k, ErrNotHandled, fmt.Sprintf("loadBalancerClass %q is not handled by this controller, which handles %s", svc.LoadBalancerClass, handled))
-	}
-	if svc.Namespace == "" || svc.Name == "" {
-		return nil, refuse(k, ErrInvalidService, "a Service needs a namespace and a name")
-	}
-	fams, err := svc.wantedFamilies()
-	if err != nil {
-		return nil, refuse(k, ErrInvalidService, err.Error())
-	}
-	return fams, nil
-}
-
-// checkShare checks that svc may hold x alongside x's holders other than self.
-func (a *Allocator) checkShare(self uint32, svc *Service, backendKey string, f Family, x u128) *AllocationError {
-	for h := a.head(f, x); h != 0; h = a.nextHolder(h, f) {
-		if h == self {
-			continue
-		}
-		other := a.st.key(h)
-		conflict := func(detail string) *AllocationError {
-			e := refuse(svc.Key(), ErrSharingConflict, detail)
-			e.Conflicting = other
-			return e
-		}
-		ip := x.addr(f)
-		var oe *extension
-		if r := a.st.rec(h); r.ext != 0 {
-			oe = &a.st.exts[r.ext]
-		}
-		switch {
-		case oe == nil || oe.sharingKey == "":
-			return conflict(fmt.Sprintf("%s is in use by %s, which does not allow sharing", ip, other))
-		case svc.SharingKey == "":
-			return conflict(fmt.Sprintf("%s is in use by %s and this Service has no sharing key (metallb.io/allow-shared-ip)", ip, other))
-		case oe.sharingKey != svc.SharingKey:
-			return conflict(fmt.Sprintf("sharing key %q conflicts with %s, which holds %s with sharing key %q", svc.SharingKey, other, ip, oe.sharingKey))
-		case oe.backendKey != backendKey:
-			return conflict(fmt.Sprintf("sharing key %q conflicts with %s: Services sharing %s must all have externalTrafficPolicy Cluster, or all Local with the same selector", svc.SharingKey, other, ip))
-		}
-		for _, p := range svc.Ports {
-			if slices.Contains(oe.ports, p) {
-				return conflict(fmt.Sprintf("sharing key %q conflicts with %s: both use %s", svc.SharingKey, other, p))
-			}
-		}
-	}
-	return nil
-}
-
-// checkAddrs checks that svc may hold ips: one per family, all in one pool that serves svc,
-// shareable with their other holders (self excluded). It returns the pool.
-func (a *Allocator) checkAddrs(self uint32, svc *Service, ips []netip.Addr) (int, *AllocationError) {
-	k := svc.Key()
-	if len(ips) == 0 || len(ips) > 2 || (len(ips) == 2 && familyOf(ips[0]) == familyOf(ips[1])) {
-		return 0, refuse(k, ErrInvalidService, fmt.Sprintf("%s: a Service holds one address per family", joinAddrs(ips)))
-	}
-	p := -1
-	for _, ip := range ips {
-		f := familyOf(ip)
-		ip2, _, ok := a.locate(f, u128From(ip))
-		if !ok {
-			return 0, refuse(k, ErrOutsidePools, a.outsideDetail(ip))
-		}
-		if p >= 0 && ip2 != p {
-			return 0, refuse(k, ErrPoolMismatch, fmt.Sprintf("%s are in different pools (%q and %q); both families must come from one pool", joinAddrs(ips), a.pools[p].name(), a.pools[ip2].name()))
-		}
-		p = ip2
-	}
-	if ok, why := a.pools[p].serves(svc); !ok {
-		return 0, refuse(k, ErrPoolMismatch, why)
-	}
-	backendKey := svc.backendKey()
-	for _, ip := range ips {
-		if err := a.checkShare(self, svc, backendKey, familyOf(ip), u128From(ip)); err != nil {
-			return 0, err
-		}
-	}
-	return p, nil
-}
-
-func (a *Allocator) outsideDetail(ip netip.Addr) string {
-	for _, p := range a.pools {
-		if p.cfg.AvoidBuggyIPs && isBuggy(familyOf(ip), u128From(ip)) {
-			for _, r := range p.cfg.Ranges {
-				if r.Contains(ip) {
-					return fmt.Sprintf("%s is in pool %q, which avoids addresses ending in .0 and .255 (avoidBuggyIPs)", ip, p.name())
-				}
-			}
-		}
-	}
-	return fmt.Sprintf("%s is outside every address pool", ip)
-}
-
-// checkKeep decides whether svc may keep ips, the addresses it holds (self is its record, or
-// 0 when it holds none in the allocator yet, as in Restore).
-func (a *Allocator) checkKeep(self uint32, svc *Service, fams []Family, ips []netip.Addr) (int, *AllocationError) {
-	k := svc.Key()
-	var heldBuf [2]Family
-	held := heldBuf[:0]
-	for _, ip := range ips {
-		held = append(held, familyOf(ip))
-	}
-	sameFamilies := len(held) == len(fams) && (len(held) == 1 && held[0] == fams[0] ||
-		len(held) == 2 && held[0] != held[1])
-	partialPreferred := svc.FamilyPolicy == PreferDualStack && len(held) == 1 && slices.Contains(fams, held[0])
-	if !sameFamilies && !partialPreferred {
-		return 0, refuse(k, ErrFamilyMismatch, fmt.Sprintf("holds %s but its IP families are %s", joinAddrs(ips), joinFamilies(fams)))
-	}
-	if len(svc.RequestedIPs) > 0 && !sameAddrSet(svc.RequestedIPs, ips) {
-		return 0, refuse(k, ErrRequestChanged, fmt.Sprintf("holds %s but requests %s", joinAddrs(ips), joinAddrs(svc.RequestedIPs)))
-	}
-	p, err := a.checkAddrs(self, svc, ips)
-	if err != nil {
-		return 0, err
-	}
-	if svc.RequestedPool != "" && a.pools[p].name() != svc.RequestedPool {
-		return 0, refuse(k, ErrRequestChanged, fmt.Sprintf("holds %s from pool %q but requests pool %q", joinAddrs(ips), a.pools[p].name(), svc.RequestedPool))
-	}
-	return p, nil
 }
 
 // Allocate gives svc its addresses: the ones it holds when they are still valid, else the
@@ -511,157 +218,6 @@ func (a *Allocator) topUp(id uint32, svc *Service, fams []Family) {
 	if x, ok := a.freeFor(a.pools[a.st.rec(id).pool()], missing, svc); ok {
 		a.addAddr(id, svc.SharingKey, missing, x)
 	}
-}
-
-func (a *Allocator) allocateNew(svc *Service, kh keyHash, fams []Family) (uint32, error) {
-	k := svc.Key()
-	if len(svc.RequestedIPs) > 0 {
-		ips := unmapAll(svc.RequestedIPs)
-		if !sameFamilySet(ips, fams) {
-			return 0, refuse(k, ErrFamilyMismatch, fmt.Sprintf("requests %s but its IP families are %s", joinAddrs(ips), joinFamilies(fams)))
-		}
-		p, err := a.checkAddrs(0, svc, ips)
-		if err != nil {
-			return 0, err
-		}
-		if svc.RequestedPool != "" && a.pools[p].name() != svc.RequestedPool {
-			return 0, refuse(k, ErrPoolMismatch, fmt.Sprintf("requests %s, which is in pool %q, and pool %q", joinAddrs(ips), a.pools[p].name(), svc.RequestedPool))
-		}
-		return a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0]), nil
-	}
-	if svc.RequestedPool != "" {
-		i, ok := a.poolByName[svc.RequestedPool]
-		if !ok {
-			return 0, refuse(k, ErrNoPool, fmt.Sprintf("requested pool %q does not exist", svc.RequestedPool))
-		}
-		if ok, why := a.pools[i].serves(svc); !ok {
-			return 0, refuse(k, ErrPoolMismatch, why)
-		}
-		return a.search(svc, kh, fams, a.pools[i:i+1])
-	}
-	var pinned []*pool
-	for _, p := range a.selective {
-		if ok, _ := p.serves(svc); ok {
-			pinned = append(pinned, p)
-		}
-	}
-	slices.SortStableFunc(pinned, comparePriority)
-	if len(pinned)+len(a.open) == 0 {
-		return 0, refuse(k, ErrNoPool, "no autoAssign address pool serves this Service")
-	}
-	return a.search(svc, kh, fams, pinned, a.open)
-}
-
-// freeFor returns the address of family f that pool p would give svc: an address already
-// shared under svc's sharing key when one is compatible, else the lowest free address.
-func (a *Allocator) freeFor(p *pool, f Family, svc *Service) (u128, bool) {
-	if !p.hasFamily(f) {
-		return u128{}, false
-	}
-	if svc.SharingKey != "" {
-		var best u128
-		found := false
-		backendKey := svc.backendKey()
-		for _, fa := range a.shared[svc.SharingKey] {
-			if fa.family != f || p.rangeFor(f, fa.addr) == nil || (found && !fa.addr.less(best)) {
-				continue
-			}
-			if a.checkShare(0, svc, backendKey, f, fa.addr) == nil {
-				best, found = fa.addr, true
-			}
-		}
-		if found {
-			return best, true
-		}
-	}
-	return p.lowestFree(f, a.inUse)
-}
-
-// search tries the stages of pools in order, each pool in order, as MetalLB does: the first
-// pool with an address of every wanted family wins; a PreferDualStack Service that finds no
-// such pool in a stage takes one address of its primary family, else of its secondary.
-func (a *Allocator) search(svc *Service, kh keyHash, fams []Family, stages ...[]*pool) (uint32, error) {
-	type pick struct {
-		p    *pool
-		addr u128
-	}
-	for _, pools := range stages {
-		var single [2]*pick // first pool with the primary / secondary family free
-		for _, p := range pools {
-			var got [2]u128
-			var ok [2]bool
-			for i, f := range fams {
-				got[i], ok[i] = a.freeFor(p, f, svc)
-			}
-			if ok[0] && (len(fams) == 1 || ok[1]) {
-				var buf [2]netip.Addr // claim copies the addresses
-				ips := buf[:len(fams)]
-				for i, f := range fams {
-					ips[i] = got[i].addr(f)
-				}
-				return a.claim(svc, kh, ips, a.poolByName[p.name()], fams[0]), nil
-			}
-			for i := range fams {
-				if ok[i] && single[i] == nil {
-					single[i] = &pick{p, got[i]}
-				}
-			}
-		}
-		if svc.FamilyPolicy == PreferDualStack && len(fams) == 2 {
-			for i, s := range single {
-				if s != nil {
-					return a.claim(svc, kh, []netip.Addr{s.addr.addr(fams[i])}, a.poolByName[s.p.name()], fams[0]), nil
-				}
-			}
-		}
-	}
-	return 0, a.exhausted(svc, fams, slices.Concat(stages...))
-}
-
-// exhausted explains why no pool had room.
-func (a *Allocator) exhausted(svc *Service, fams []Family, pools []*pool) *AllocationError {
-	preferDual := svc.FamilyPolicy == PreferDualStack && len(fams) == 2
-	usable := 0 // pools that have the families the Service needs
-	var parts []string
-	for _, p := range pools {
-		var why []string
-		has := 0
-		for _, f := range fams {
-			if !p.hasFamily(f) {
-				why = append(why, "no "+f.String()+" addresses")
-				continue
-			}
-			has++
-			if used, capacity := p.counts(f); used >= capacity {
-				prefix := ""
-				if len(fams) == 2 {
-					prefix = f.String() + " "
-				}
-				why = append(why, fmt.Sprintf("%sexhausted: %d of %d in use", prefix, used, capacity))
-			}
-		}
-		if has == len(fams) || preferDual && has > 0 {
-			usable++
-		}
-		parts = append(parts, fmt.Sprintf("%q (%s)", p.name(), strings.Join(why, ", ")))
-	}
-	where := "pool " + strings.Join(parts, ", ")
-	if len(parts) > 1 {
-		where = "pools " + strings.Join(parts, ", ")
-	}
-	var want string
-	switch {
-	case len(fams) == 1:
-		want = fams[0].String() + " address"
-	case preferDual:
-		want = fams[0].String() + " or " + fams[1].String() + " address"
-	default:
-		want = fams[0].String() + " and " + fams[1].String() + " addresses"
-	}
-	if usable == 0 {
-		return refuse(svc.Key(), ErrNoPool, fmt.Sprintf("no address pool serving this Service has %s: %s", want, where))
-	}
-	return refuse(svc.Key(), ErrPoolExhausted, fmt.Sprintf("no %s available in %s", want, where))
 }
 
 // PoolStats are one pool's address counts, for IPAddressPool status and metrics. Counts of
