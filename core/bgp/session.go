@@ -301,11 +301,9 @@ func (s *Session) Serve(ctx context.Context, conn net.Conn) error {
 
 func (s *Session) openParams() openParams {
 	p := s.cfg.Peer
-	hold := p.HoldTime
-	if hold == 0 {
-		hold = 90 * time.Second
-	}
-	op := openParams{myASN: p.MyASN, holdTime: hold, gracefulRestart: p.EnableGracefulRestart, ipv4: true, ipv6: true}
+	// The configuration has applied MetalLB's defaults already: a hold time of 0 here is an
+	// explicit "no hold timer, no keepalives" (RFC 4271 §4.2).
+	op := openParams{myASN: p.MyASN, holdTime: p.HoldTime, gracefulRestart: p.EnableGracefulRestart, ipv4: true, ipv6: true}
 	if p.DisableMP {
 		// Without multiprotocol sessions each session carries only its own family.
 		op.ipv4, op.ipv6 = p.Addr.Is4(), p.Addr.Is6()

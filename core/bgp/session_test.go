@@ -428,31 +428,39 @@ func TestSessionResetsOnBadInputWithTheRightNotification(t *testing.T) {
 		// established: send input after the session is up; else answer our OPEN with it.
 		established bool
 		input       func(t *testing.T) []byte
-		want        string
+		// skip is the number of ordinary replies before the NOTIFICATION.
+		skip int
+		want string
 	}{
-		{"marker not all ones", true, func(*testing.T) []byte { return badMarker }, "NOTIFICATION 1/1 data="},
-		{"length below header", true, func(*testing.T) []byte { return hdrBytes(18, 4) }, "NOTIFICATION 1/2 data=0012"},
-		{"keepalive too long", true, func(*testing.T) []byte { return hdrBytes(20, 4) }, "NOTIFICATION 1/2 data=0014"},
-		{"length above 4096", true, func(*testing.T) []byte { return hdrBytes(4097, 2) }, "NOTIFICATION 1/2 data=1001"},
-		{"unknown type", true, func(*testing.T) []byte { return hdrBytes(19, 9) }, "NOTIFICATION 1/3 data=09"},
-		{"update with broken lengths", true, func(*testing.T) []byte { return badUpdate }, "NOTIFICATION 3/1 data="},
-		{"OPEN when established", true, func(t *testing.T) []byte { return serialize(t, peerOpen(64513, 90)) }, "NOTIFICATION 5/3 data="},
-		{"KEEPALIVE instead of OPEN", false, func(t *testing.T) []byte { return serialize(t, bgp.NewBGPKeepAliveMessage()) }, "NOTIFICATION 5/1 data="},
-		{"UPDATE instead of OPEN", false, func(t *testing.T) []byte { return serialize(t, bgp.NewEndOfRib(bgp.RF_IPv4_UC)) }, "NOTIFICATION 5/1 data="},
-		{"wrong peer AS", false, func(t *testing.T) []byte { return serialize(t, peerOpen(64999, 90)) }, "NOTIFICATION 2/2 data=fde7"},
-		{"hold time 2 s", false, func(t *testing.T) []byte { return serialize(t, peerOpen(64513, 2)) }, "NOTIFICATION 2/6 data="},
+		{"OPEN in OpenConfirm", false, func(t *testing.T) []byte {
+			return append(serialize(t, peerOpen(64513, 90)), serialize(t, peerOpen(64513, 90))...)
+		}, 1, "NOTIFICATION 5/2 data="},
+		{"UPDATE in OpenConfirm", false, func(t *testing.T) []byte {
+			return append(serialize(t, peerOpen(64513, 90)), serialize(t, bgp.NewEndOfRib(bgp.RF_IPv4_UC))...)
+		}, 1, "NOTIFICATION 5/2 data="},
+		{"marker not all ones", true, func(*testing.T) []byte { return badMarker }, 0, "NOTIFICATION 1/1 data="},
+		{"length below header", true, func(*testing.T) []byte { return hdrBytes(18, 4) }, 0, "NOTIFICATION 1/2 data=0012"},
+		{"keepalive too long", true, func(*testing.T) []byte { return hdrBytes(20, 4) }, 0, "NOTIFICATION 1/2 data=0014"},
+		{"length above 4096", true, func(*testing.T) []byte { return hdrBytes(4097, 2) }, 0, "NOTIFICATION 1/2 data=1001"},
+		{"unknown type", true, func(*testing.T) []byte { return hdrBytes(19, 9) }, 0, "NOTIFICATION 1/3 data=09"},
+		{"update with broken lengths", true, func(*testing.T) []byte { return badUpdate }, 0, "NOTIFICATION 3/1 data="},
+		{"OPEN when established", true, func(t *testing.T) []byte { return serialize(t, peerOpen(64513, 90)) }, 0, "NOTIFICATION 5/3 data="},
+		{"KEEPALIVE instead of OPEN", false, func(t *testing.T) []byte { return serialize(t, bgp.NewBGPKeepAliveMessage()) }, 0, "NOTIFICATION 5/1 data="},
+		{"UPDATE instead of OPEN", false, func(t *testing.T) []byte { return serialize(t, bgp.NewEndOfRib(bgp.RF_IPv4_UC)) }, 0, "NOTIFICATION 5/1 data="},
+		{"wrong peer AS", false, func(t *testing.T) []byte { return serialize(t, peerOpen(64999, 90)) }, 0, "NOTIFICATION 2/2 data=fde7"},
+		{"hold time 2 s", false, func(t *testing.T) []byte { return serialize(t, peerOpen(64513, 2)) }, 0, "NOTIFICATION 2/6 data="},
 		{"BGP version 3", false, func(t *testing.T) []byte {
 			b := serialize(t, peerOpen(64513, 90))
 			b[19] = 3
 			return b
-		}, "NOTIFICATION 2/1 data=0004"},
+		}, 0, "NOTIFICATION 2/1 data=0004"},
 		{"zero BGP identifier", false, func(t *testing.T) []byte {
 			return serialize(t, bgp.NewBGPOpenMessage(64513, 90, "0.0.0.0", nil))
-		}, "NOTIFICATION 2/3 data="},
+		}, 0, "NOTIFICATION 2/3 data="},
 		{"non-capability optional parameter", false, func(t *testing.T) []byte {
 			return serialize(t, bgp.NewBGPOpenMessage(64513, 90, "10.0.0.254", []bgp.OptionParameterInterface{
 				&bgp.OptionParameterUnknown{ParamType: 9, Value: []byte{1}}}))
-		}, "NOTIFICATION 2/4 data="},
+		}, 0, "NOTIFICATION 2/4 data="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -464,6 +472,9 @@ func TestSessionResetsOnBadInputWithTheRightNotification(t *testing.T) {
 				h.peer.expect() // our OPEN
 			}
 			h.peer.sendRaw(tt.input(t))
+			for range tt.skip {
+				h.peer.expect()
+			}
 			if got := describe(h.peer.expect()); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
@@ -640,5 +651,16 @@ func TestSessionWithoutRouterIDGivesUpTheConnection(t *testing.T) {
 	}
 	if st := sess.Stats(); st.Out.Open != 0 || st.State != StateIdle {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestSessionHoldTimeZeroMeansNoKeepalives(t *testing.T) {
+	h := startServe(t, testPeerConfig())
+	h.establish(peerOpen(64513, 0, bgp.RF_IPv4_UC))
+	h.peer.expect() // EOR
+	h.clock.Advance(time.Hour)
+	h.peer.expectNone()
+	if st := h.sess.Stats(); st.State != StateEstablished || st.Out.Keepalive != 1 {
+		t.Errorf("after an hour with hold time 0: %+v", st)
 	}
 }
