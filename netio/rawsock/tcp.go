@@ -24,8 +24,11 @@ const maxMD5KeyLen = 80
 func (n *Node) DialTCP(ctx context.Context, local, remote netip.AddrPort, opts netio.TCPOptions) (net.Conn, error) {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-	if !remote.Addr().IsValid() || remote.Port() == 0 {
-		return nil, fmt.Errorf("rawsock: dial TCP: remote address %s: need an address and a port", remote)
+	if !remote.Addr().IsValid() {
+		return nil, errors.New("rawsock: dial TCP: no remote address")
+	}
+	if remote.Port() == 0 {
+		return nil, fmt.Errorf("rawsock: dial TCP %s: remote port 0", remote)
 	}
 	if local.Addr().IsValid() && local.Addr().Is4() != remote.Addr().Is4() {
 		return nil, fmt.Errorf("rawsock: dial TCP %s: local address %s is of another IP family", remote, local.Addr())
@@ -52,7 +55,7 @@ func (n *Node) DialTCP(ctx context.Context, local, remote netip.AddrPort, opts n
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rawsock: dial TCP %s from %s: %w", remote, local, err)
+		return nil, fmt.Errorf("rawsock: dial TCP %s: %w", remote, err)
 	}
 	return conn, nil
 }
@@ -63,7 +66,7 @@ func (n *Node) DialTCP(ctx context.Context, local, remote netip.AddrPort, opts n
 func (n *Node) ListenTCP(local netip.AddrPort, opts netio.TCPOptions) (net.Listener, error) {
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	if !local.Addr().IsValid() {
-		return nil, fmt.Errorf("rawsock: listen TCP: local address %s: need an address (0.0.0.0 or :: for any)", local)
+		return nil, errors.New("rawsock: listen TCP: no local address (0.0.0.0 or :: listen on all)")
 	}
 	opts.MD5Key = ""
 	if err := checkTCPOptions(opts); err != nil {

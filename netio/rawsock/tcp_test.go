@@ -210,8 +210,8 @@ func TestTCPBadInput(t *testing.T) {
 		opts          netio.TCPOptions
 		wantErr       string
 	}{
-		{"no remote", ap("127.0.0.1:0"), netip.AddrPort{}, netio.TCPOptions{}, "rawsock: dial TCP: remote address invalid AddrPort: need an address and a port"},
-		{"remote port 0", ap("127.0.0.1:0"), ap("127.0.0.1:0"), netio.TCPOptions{}, "rawsock: dial TCP: remote address 127.0.0.1:0: need an address and a port"},
+		{"no remote", ap("127.0.0.1:0"), netip.AddrPort{}, netio.TCPOptions{}, "rawsock: dial TCP: no remote address"},
+		{"remote port 0", ap("127.0.0.1:0"), ap("127.0.0.1:0"), netio.TCPOptions{}, "rawsock: dial TCP 127.0.0.1:0: remote port 0"},
 		{"family mismatch", ap("127.0.0.1:0"), ap("[::1]:179"), netio.TCPOptions{}, "rawsock: dial TCP [::1]:179: local address 127.0.0.1 is of another IP family"},
 		{"TTL too big", netip.AddrPort{}, ap("127.0.0.1:179"), netio.TCPOptions{TTL: 256}, "rawsock: dial TCP 127.0.0.1:179: TCPOptions.TTL 256 is outside 0..255"},
 		{"negative MinTTL", netip.AddrPort{}, ap("127.0.0.1:179"), netio.TCPOptions{MinTTL: -1}, "rawsock: dial TCP 127.0.0.1:179: TCPOptions.MinTTL -1 is outside 0..255"},
@@ -232,7 +232,7 @@ func TestTCPBadInput(t *testing.T) {
 		opts    netio.TCPOptions
 		wantErr string
 	}{
-		{"no address", netip.AddrPort{}, netio.TCPOptions{}, "rawsock: listen TCP: local address invalid AddrPort: need an address (0.0.0.0 or :: for any)"},
+		{"no address", netip.AddrPort{}, netio.TCPOptions{}, "rawsock: listen TCP: no local address (0.0.0.0 or :: listen on all)"},
 		{"empty peer key", ap("127.0.0.1:0"), netio.TCPOptions{MD5Peers: map[netip.Addr]string{netip.MustParseAddr("127.0.0.2"): ""}}, "rawsock: listen TCP 127.0.0.1:0: TCPOptions.MD5Peers[127.0.0.2]: empty key"},
 		{"peer key too long", ap("127.0.0.1:0"), netio.TCPOptions{MD5Peers: map[netip.Addr]string{netip.MustParseAddr("127.0.0.2"): long}}, "rawsock: listen TCP 127.0.0.1:0: TCPOptions.MD5Peers[127.0.0.2]: key is 81 bytes long, at most 80 are allowed"},
 		{"peer of other family", ap("127.0.0.1:0"), netio.TCPOptions{MD5Peers: map[netip.Addr]string{netip.MustParseAddr("::2"): "k"}}, "rawsock: listen TCP 127.0.0.1:0: MD5Peers: peer ::2 is of another IP family than the listener"},
