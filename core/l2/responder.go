@@ -82,7 +82,7 @@ func (o *Output) append(p Output) {
 	o.Leaves = append(o.Leaves, p.Leaves...)
 }
 
-// Counters count received frames by what the responder did with them.
+// Counters count the frames the responder answered, announced and ignored.
 type Counters struct {
 	// ARPReplies and NAReplies count answered ARP requests and neighbour solicitations.
 	ARPReplies, NAReplies uint64
