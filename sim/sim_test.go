@@ -2,11 +2,16 @@ package sim
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +224,37 @@ func TestFailoverIsDeterministic(t *testing.T) {
 	}
 	if firstB < 0 || first.attempts[firstB].Start > 1400*time.Millisecond {
 		t.Errorf("node-b first served attempt %d, want the attempt at 1.3s or 1.4s: %+v", firstB, first.attempts)
+	}
+}
+
+// TestDeterministicAcrossProcesses runs the failover scenario in two fresh test processes and
+// compares digests of trace and pcap with this process's run: per-process randomness (map
+// seeds, addresses) must not leak into the output either.
+func TestDeterministicAcrossProcesses(t *testing.T) {
+	digest := func(r *failoverRun) string {
+		h := sha256.New()
+		h.Write(r.trace.Bytes())
+		h.Write(r.pcap.Bytes())
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	if os.Getenv("SIM_DIGEST_CHILD") == "1" {
+		fmt.Printf("digest=%s\n", digest(runFailover(t, 1)))
+		return
+	}
+	want := digest(runFailover(t, 1))
+	for i := range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDeterministicAcrossProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SIM_DIGEST_CHILD=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, out)
+		}
+		_, got, ok := strings.Cut(string(out), "digest=")
+		if !ok {
+			t.Fatalf("child %d printed no digest:\n%s", i, out)
+		}
+		if got = strings.TrimSpace(strings.SplitN(got, "\n", 2)[0]); got != want {
+			t.Errorf("child %d digest %s, want %s", i, got, want)
+		}
 	}
 }
