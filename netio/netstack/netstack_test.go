@@ -241,3 +241,57 @@ func TestTCP(t *testing.T) {
 		t.Errorf("ListenTCP with MD5 peers = %v, want ErrUnsupported", err)
 	}
 }
+
+// TestPowerOffBreaksConnections: a reader blocked on a connection of a node that powers off
+// gets an error, and the dead node refuses new work.
+func TestPowerOffBreaksConnections(t *testing.T) {
+	n, a, b := twoNodes(t)
+	ln, err := b.ListenTCP(netip.MustParseAddrPort("10.0.0.2:179"), netio.TCPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			_, _ = c.Write([]byte("hello\n"))
+		}
+	}()
+	readErr := make(chan error, 1)
+	go func() {
+		c, err := a.DialTCP(context.Background(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:179"), netio.TCPOptions{})
+		if err != nil {
+			readErr <- err
+			return
+		}
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			readErr <- err
+			return
+		}
+		_, err = r.ReadByte() // blocks until the node dies
+		readErr <- err
+	}()
+	n.RunFor(100 * time.Millisecond)
+	select {
+	case err := <-readErr:
+		t.Fatalf("reader ended early: %v", err)
+	default:
+	}
+	if err := n.PowerOff("a"); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(time.Millisecond)
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("read on a powered-off node returned no error")
+		}
+	default:
+		t.Error("reader still blocked after power-off")
+	}
+	if _, err := a.Interfaces(); err == nil {
+		t.Error("Interfaces on a powered-off node succeeded")
+	}
+	if _, err := a.DialTCP(context.Background(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:179"), netio.TCPOptions{}); err == nil {
+		t.Error("DialTCP on a powered-off node succeeded")
+	}
+}
