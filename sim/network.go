@@ -239,7 +239,8 @@ func (n *Network) Client(name string) (*Client, error) {
 }
 
 // PowerOff turns a host off at once: its ports go silent, its stack and every timer armed
-// through its clock (its speaker's included) are gone.
+// through its clock (its speaker's included) are gone. A client's attempts in progress end
+// with OutcomeError and its repeating probes stop; start them again after PowerOn.
 func (n *Network) PowerOff(name string) error {
 	sh, err := n.lookup(name)
 	if err != nil {

@@ -10,6 +10,10 @@
 // before time moves on. Connection deadlines are virtual: SetDeadline and friends measure time
 // on the node's clock.
 //
+// Raw ports see the frames that reach the interface from the wire. Like AF_PACKET sockets with
+// PACKET_IGNORE_OUTGOING, they do not see frames the node itself sends, neither their own nor
+// those of other ports or of the node's stack.
+//
 // When the simulated node is powered off, its Node goes dead with it: ports stop delivering and
 // Send fails, timers never fire, connections break. Powering the node on again yields a new Node.
 package netstack

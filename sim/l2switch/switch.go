@@ -103,10 +103,11 @@ type Stats struct {
 
 // Switch is a simulated learning switch.
 type Switch struct {
-	name  string
-	clock clock.Clock
-	trace *trace.Trace
-	seed  uint64
+	name      string
+	component string // trace component, "switch/<name>"
+	clock     clock.Clock
+	trace     *trace.Trace
+	seed      uint64
 
 	mu     sync.Mutex
 	ports  []*Port
@@ -137,13 +138,14 @@ type queued struct {
 // New returns an empty switch. seed drives the link impairments; tr may be nil.
 func New(name string, clk clock.Clock, seed uint64, tr *trace.Trace) *Switch {
 	return &Switch{
-		name:   name,
-		clock:  clk,
-		trace:  tr,
-		seed:   seed,
-		byName: make(map[string]*Port),
-		macs:   make(map[mac]macEntry),
-		aging:  DefaultAgingTime,
+		name:      name,
+		component: "switch/" + name,
+		clock:     clk,
+		trace:     tr,
+		seed:      seed,
+		byName:    make(map[string]*Port),
+		macs:      make(map[mac]macEntry),
+		aging:     DefaultAgingTime,
 	}
 }
 
@@ -232,7 +234,7 @@ func (s *Switch) Partition(groups [][]string) error {
 	for _, p := range s.ports {
 		p.group = group[p]
 	}
-	s.trace.Emit("switch/"+s.name, "partition", slog.Any("groups", groupsString(groups)))
+	s.trace.Emit(s.component, "partition", slog.Any("groups", groupsString(groups)))
 	return nil
 }
 
@@ -243,7 +245,7 @@ func (s *Switch) Heal() {
 	for _, p := range s.ports {
 		p.group = 0
 	}
-	s.trace.Emit("switch/"+s.name, "heal")
+	s.trace.Emit(s.component, "heal")
 }
 
 func groupsString(groups [][]string) string {
@@ -316,7 +318,7 @@ func (p *Port) SetUp(up bool) {
 			}
 		}
 	}
-	s.trace.Emit("switch/"+s.name, "link", slog.String("port", p.name), slog.Bool("up", up))
+	s.trace.Emit(s.component, "link", slog.String("port", p.name), slog.Bool("up", up))
 }
 
 // SetImpairment sets how the port's link treats frames in both directions.
@@ -328,7 +330,7 @@ func (p *Port) SetImpairment(im Impairment) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.link = im
-	s.trace.Emit("switch/"+s.name, "impair", slog.String("port", p.name),
+	s.trace.Emit(s.component, "impair", slog.String("port", p.name),
 		slog.Float64("loss", im.Loss), slog.Float64("duplicate", im.Duplicate), slog.Duration("delay", im.Delay))
 	return nil
 }
@@ -438,7 +440,7 @@ func (s *Switch) Step() bool {
 				single = e.port
 			} else {
 				delete(s.macs, dst)
-				s.trace.Emit("switch/"+s.name, "mac-aged", slog.String("mac", dst.String()), slog.String("port", e.port.name))
+				s.trace.Emit(s.component, "mac-aged", slog.String("mac", dst.String()), slog.String("port", e.port.name))
 			}
 		}
 	}
@@ -490,6 +492,9 @@ func (s *Switch) egressLocked(in, out *Port, frame []byte) {
 				defer s.mu.Unlock()
 				if out.up {
 					s.deliverLocked(out, late)
+				} else {
+					s.stats.DropLink++
+					s.traceDrop(out, late, "link-down")
 				}
 				s.recycleLocked(late)
 			})
@@ -522,10 +527,10 @@ func (s *Switch) recycleLocked(frame []byte) {
 func (s *Switch) learnLocked(src mac, in *Port, now time.Time) {
 	e, ok := s.macs[src]
 	if ok && e.port != in {
-		s.trace.Emit("switch/"+s.name, "mac-move", slog.String("mac", src.String()),
+		s.trace.Emit(s.component, "mac-move", slog.String("mac", src.String()),
 			slog.String("from", e.port.name), slog.String("to", in.name))
 	} else if !ok && s.trace.Enabled() {
-		s.trace.Emit("switch/"+s.name, "mac-learn", slog.String("mac", src.String()), slog.String("port", in.name))
+		s.trace.Emit(s.component, "mac-learn", slog.String("mac", src.String()), slog.String("port", in.name))
 	}
 	s.macs[src] = macEntry{port: in, seen: now}
 }
@@ -547,7 +552,7 @@ func (s *Switch) traceFrame(event string, in *Port, frame []byte) {
 	if !s.trace.Enabled() {
 		return
 	}
-	s.trace.Emit("switch/"+s.name, event,
+	s.trace.Emit(s.component, event,
 		slog.String("in", in.name),
 		slog.String("src", net.HardwareAddr(frame[6:12]).String()),
 		slog.String("dst", net.HardwareAddr(frame[0:6]).String()),
@@ -559,7 +564,7 @@ func (s *Switch) traceDrop(p *Port, frame []byte, reason string) {
 	if !s.trace.Enabled() {
 		return
 	}
-	s.trace.Emit("switch/"+s.name, "drop",
+	s.trace.Emit(s.component, "drop",
 		slog.String("port", p.name),
 		slog.String("reason", reason),
 		slog.String("src", net.HardwareAddr(frame[6:12]).String()),
