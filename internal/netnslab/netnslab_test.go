@@ -252,3 +252,33 @@ func isZombie(pid int) bool {
 
 func sprint(args []any) string                 { return fmt.Sprint(args...) }
 func sprintf(format string, args []any) string { return fmt.Sprintf(format, args...) }
+
+func TestSysctlIsPerNamespace(t *testing.T) {
+	lab := New(t)
+	RequireBinary(t, "sysctl")
+	a, b := lab.Namespace("a"), lab.Namespace("b")
+	a.Sysctl("net.ipv4.ip_forward", "1")
+	if got := strings.TrimSpace(a.MustRun("sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
+		t.Errorf("ip_forward in a = %q, want 1", got)
+	}
+	if got := strings.TrimSpace(b.MustRun("sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
+		t.Errorf("ip_forward in b = %q, want 0 (a new namespace's default)", got)
+	}
+}
+
+func TestRunReportsFailure(t *testing.T) {
+	lab := New(t)
+	a := lab.Namespace("a")
+	out, err := a.Run("sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3")
+	if err == nil {
+		t.Fatal("Run of a failing command returned no error")
+	}
+	if want := "to-stdout\nto-stderr\n"; out != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+	for _, part := range []string{"ip netns exec " + a.Name + " sh -c", "exit status 3", "to-stderr"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not contain %q", err, part)
+		}
+	}
+}
