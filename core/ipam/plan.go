@@ -1,7 +1,6 @@
 package ipam
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -47,36 +46,28 @@ type PlanEntry struct {
 func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEntry {
 	old := New(oldCfg, opts)
 	next := New(newCfg, opts)
-	refused := next.Restore(svcs)
-
-	// Build the entries in namespace/name order, the order refused is in too.
-	order := orderServices(svcs, func(s *Service) bool {
+	b := newBatch(svcs, func(s *Service) bool {
 		return len(s.CurrentIPs) > 0 && s.LoadBalancerClass == opts.LoadBalancerClass
-	}, false)
+	}, true)
+	refused := next.restore(b)
+
+	// entries[pos] is the entry of the Service at position pos of the batch, which is sorted
+	// by namespace/name.
+	entries := make([]PlanEntry, len(b.keys))
 	stillIn := make(map[string]string, len(next.pools)) // pool -> Keep reason, built once
-	entries := make([]PlanEntry, 0, len(order))
-	type pending struct {
-		entry int
-		key   serviceOrder
-	}
-	var toReassign []pending
-	for _, o := range order {
-		svc := &svcs[o.idx]
+	var toReassign []agePosition
+	for pos := range entries {
+		svc := b.service(int32(pos))
 		ips := unmapAll(svc.CurrentIPs)
-		e := PlanEntry{Service: svc.Key(), OldIPs: ips}
+		e := &entries[pos]
+		e.Service, e.OldIPs = svc.Key(), ips
 		if p, _ := old.poolOf(ips); p >= 0 {
 			e.OldPool = old.pools[p].name()
 		}
-		// refused is sorted by key too: walk it alongside.
-		for len(refused) > 0 && refused[0].Service.compare(e.Service) < 0 {
-			refused = refused[1:]
-		}
-		if len(refused) > 0 && refused[0].Service == e.Service {
-			err := refused[0]
+		if err := refused[pos]; err != nil {
 			e.Err = err
 			e.Reason = explain(err, e.OldPool, next)
-			toReassign = append(toReassign, pending{len(entries), o})
-			entries = append(entries, e)
+			toReassign = append(toReassign, b.agePosition(int32(pos)))
 			continue
 		}
 		// Restored: the addresses are unchanged and inside one pool of the new configuration.
@@ -102,23 +93,13 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 		default:
 			e.Reason = fmt.Sprintf("moved from pool %q to pool %q", e.OldPool, e.NewPool)
 		}
-		entries = append(entries, e)
 	}
 
-	// Reassign in the order Restore resolves conflicts: oldest first, then by key, which is
-	// the entries' order.
-	slices.SortFunc(toReassign, func(x, y pending) int {
-		if c := cmp.Compare(x.key.sec, y.key.sec); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.key.nsec, y.key.nsec); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.entry, y.entry)
-	})
-	for _, pe := range toReassign {
-		e := &entries[pe.entry]
-		svc := svcs[pe.key.idx]
+	// Reassign in the order Restore resolves conflicts: oldest first, then by key.
+	slices.SortFunc(toReassign, b.compareAge)
+	for _, o := range toReassign {
+		e := &entries[o.pos]
+		svc := *b.service(o.pos)
 		svc.CurrentIPs = nil
 		as, err := next.Allocate(&svc)
 		if err != nil {

@@ -22,23 +22,37 @@ import (
 // Pass every Service in one call: conflicts are only resolved by age within a call. A
 // Service that already has an assignment is first released.
 func (a *Allocator) Restore(svcs []Service) []*AllocationError {
-	order := orderServices(svcs, func(s *Service) bool { return len(s.CurrentIPs) > 0 }, true)
+	b := newBatch(svcs, func(s *Service) bool { return len(s.CurrentIPs) > 0 }, false)
+	var positions []int32
+	errs := a.restore(b)
+	for pos, err := range errs {
+		if err != nil {
+			positions = append(positions, int32(pos))
+		}
+	}
+	slices.SortFunc(positions, func(x, y int32) int { return compareKeys(b.keys[x], b.keys[y]) })
+	refused := make([]*AllocationError, len(positions))
+	for i, pos := range positions {
+		refused[i] = errs[pos]
+	}
+	return refused
+}
+
+// restore restores batch b and returns, per position in the batch, why that Service could
+// not keep its addresses (nil when it did, or when it is of another class).
+func (a *Allocator) restore(b *batch) []*AllocationError {
 	// Size the indexes for the batch up front instead of growing them step by step.
-	a.st.reserve(len(order))
+	a.st.reserve(len(b.keys))
 	if len(a.holdersV4) == 0 {
-		a.holdersV4 = make(map[uint32]uint32, len(order))
+		a.holdersV4 = make(map[uint32]uint32, len(b.keys))
 	}
-	type refusal struct {
-		key serviceOrder
-		err *AllocationError
-	}
-	var refusals []refusal
-	for _, o := range order {
-		svc := &svcs[o.idx]
+	refused := make([]*AllocationError, len(b.keys))
+	for _, o := range b.byAge() {
+		svc := b.service(o.pos)
 		fams, err := a.admit(svc)
 		if err != nil {
 			if !errors.Is(err, ErrNotHandled) {
-				refusals = append(refusals, refusal{o, err})
+				refused[o.pos] = err
 			}
 			continue
 		}
@@ -49,15 +63,10 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 		ips := unmapAll(svc.CurrentIPs)
 		p, err := a.checkKeep(0, svc, fams, ips)
 		if err != nil {
-			refusals = append(refusals, refusal{o, err})
+			refused[o.pos] = err
 			continue
 		}
 		a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0])
-	}
-	slices.SortFunc(refusals, func(x, y refusal) int { return compareKey(x.key, y.key) })
-	refused := make([]*AllocationError, len(refusals))
-	for i, r := range refusals {
-		refused[i] = r.err
 	}
 	return refused
 }

@@ -193,60 +193,92 @@ func canonicalSelector(sel map[string]string) string {
 	return string(b)
 }
 
-// serviceOrder is a compact sort key for one Service of a batch. Sorting these, rather than
-// indices into the []Service, keeps every comparison within a small array instead of
-// touching two large Service values scattered over memory.
-type serviceOrder struct {
-	sec  int64 // Created, in seconds and nanoseconds
+// batch is a batch of Services (Restore's, Plan's) with compact sort keys. Sorting these,
+// rather than indices into the []Service, keeps every comparison within a small array instead
+// of touching two large Service values scattered over memory.
+type batch struct {
+	svcs []Service
+	keys []batchKey
+	// sorted is set when keys are in namespace/name order, so that a position in keys
+	// compares like the key itself.
+	sorted bool
+}
+
+type batchKey struct {
 	name string
-	nsec int32
 	ns   uint32 // rank of the namespace among the batch's namespaces
-	idx  int32  // index into the batch
+	idx  int32  // index into svcs
 }
 
-// orderServices returns sort keys for the Services of svcs that include accepts, sorted by
-// namespace/name, or by age first (oldest first) when byAge is set.
-func orderServices(svcs []Service, include func(*Service) bool, byAge bool) []serviceOrder {
-	ranks := map[string]uint32{}
-	out := make([]serviceOrder, 0, len(svcs))
-	for i := range svcs {
-		s := &svcs[i]
-		if !include(s) {
-			continue
-		}
-		ranks[s.Namespace] = 0
-		out = append(out, serviceOrder{sec: s.Created.Unix(), nsec: int32(s.Created.Nanosecond()), name: s.Name, idx: int32(i)})
-	}
-	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
-		ranks[ns] = uint32(r)
-	}
-	for i := range out {
-		out[i].ns = ranks[svcs[out[i].idx].Namespace]
-	}
-	if byAge {
-		slices.SortFunc(out, compareAge)
-	} else {
-		slices.SortFunc(out, compareKey)
-	}
-	return out
-}
-
-func compareKey(x, y serviceOrder) int {
+// compareKeys orders by namespace/name, then by position in the input.
+func compareKeys(x, y batchKey) int {
 	if c := cmp.Compare(x.ns, y.ns); c != 0 {
 		return c
 	}
 	if c := strings.Compare(x.name, y.name); c != 0 {
 		return c
 	}
-	return cmp.Compare(x.idx, y.idx) // duplicates keep batch order
+	return cmp.Compare(x.idx, y.idx)
 }
 
-func compareAge(x, y serviceOrder) int {
+// newBatch collects the Services of svcs that include accepts, sorted by namespace/name when
+// sortByKey is set.
+func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batch {
+	ranks := map[string]uint32{}
+	b := &batch{svcs: svcs, keys: make([]batchKey, 0, len(svcs)), sorted: sortByKey}
+	for i := range svcs {
+		if include(&svcs[i]) {
+			ranks[svcs[i].Namespace] = 0
+			b.keys = append(b.keys, batchKey{name: svcs[i].Name, idx: int32(i)})
+		}
+	}
+	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
+		ranks[ns] = uint32(r)
+	}
+	for i := range b.keys {
+		b.keys[i].ns = ranks[svcs[b.keys[i].idx].Namespace]
+	}
+	if sortByKey {
+		slices.SortFunc(b.keys, compareKeys)
+	}
+	return b
+}
+
+// service returns the Service at position pos.
+func (b *batch) service(pos int32) *Service { return &b.svcs[b.keys[pos].idx] }
+
+// agePosition is a position in the batch with the Service's creation time.
+type agePosition struct {
+	sec  int64
+	nsec int32
+	pos  int32
+}
+
+func (b *batch) agePosition(pos int32) agePosition {
+	created := b.service(pos).Created
+	return agePosition{sec: created.Unix(), nsec: int32(created.Nanosecond()), pos: pos}
+}
+
+// compareAge orders oldest first, then by namespace/name.
+func (b *batch) compareAge(x, y agePosition) int {
 	if c := cmp.Compare(x.sec, y.sec); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(x.nsec, y.nsec); c != 0 {
 		return c
 	}
-	return compareKey(x, y)
+	if b.sorted {
+		return cmp.Compare(x.pos, y.pos)
+	}
+	return compareKeys(b.keys[x.pos], b.keys[y.pos])
+}
+
+// byAge returns every position of the batch, oldest Service first.
+func (b *batch) byAge() []agePosition {
+	out := make([]agePosition, len(b.keys))
+	for i := range out {
+		out[i] = b.agePosition(int32(i))
+	}
+	slices.SortFunc(out, b.compareAge)
+	return out
 }
