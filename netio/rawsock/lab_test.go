@@ -172,9 +172,17 @@ func parseARP(frame []byte) *arp.Packet {
 // with the ICMPv6 message m.
 func ndpFrame(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, m ndp.Message) []byte {
 	t.Helper()
-	icmp, err := ndp.MarshalMessageChecksum(m, src, dst)
+	b, err := marshalNDP(srcMAC, dstMAC, src, dst, m)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return b
+}
+
+func marshalNDP(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, m ndp.Message) ([]byte, error) {
+	icmp, err := ndp.MarshalMessageChecksum(m, src, dst)
+	if err != nil {
+		return nil, err
 	}
 	ip := make([]byte, 40, 40+len(icmp))
 	ip[0] = 6 << 4
@@ -185,11 +193,7 @@ func ndpFrame(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr
 	copy(ip[8:24], s[:])
 	copy(ip[24:40], d[:])
 	f := ethernet.Frame{Destination: dstMAC, Source: srcMAC, EtherType: ethernet.EtherTypeIPv6, Payload: append(ip, icmp...)}
-	b, err := f.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return f.MarshalBinary()
 }
 
 // ndpPacket is a parsed NDP frame.
@@ -305,19 +309,11 @@ func (a *answerer) handle(f netio.Frame) {
 			return
 		}
 		na := &ndp.NeighborAdvertisement{Solicited: true, Override: true, TargetAddress: ns.TargetAddress, Options: []ndp.Option{targetLLA(a.mac)}}
-		icmp, err := ndp.MarshalMessageChecksum(na, ns.TargetAddress, p.src)
+		frame, err := marshalNDP(a.mac, p.ethSrc, ns.TargetAddress, p.src, na)
 		if err != nil {
 			a.t.Error(err)
 			return
 		}
-		ip := make([]byte, 40)
-		ip[0] = 6 << 4
-		binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
-		ip[6], ip[7] = 58, 255
-		s, d := ns.TargetAddress.As16(), p.src.As16()
-		copy(ip[8:24], s[:])
-		copy(ip[24:40], d[:])
-		frame, _ := (&ethernet.Frame{Destination: p.ethSrc, Source: a.mac, EtherType: ethernet.EtherTypeIPv6, Payload: append(ip, icmp...)}).MarshalBinary()
 		a.send(frame, "ns")
 	}
 }
