@@ -9,8 +9,8 @@ endif
 
 # Debian packages the real-network tests need (real routers and real kernel clients in
 # network namespaces). Installed only when missing.
-LAB_PKGS := frr bird2 gobgpd arping ndisc6 tcpdump iputils-ping iproute2 tshark
-LAB_BINS := /usr/lib/frr/bgpd /usr/sbin/bird /usr/bin/gobgpd /usr/sbin/arping /usr/bin/ndisc6 /usr/bin/tcpdump /usr/bin/ping /usr/sbin/ip /usr/bin/tshark
+LAB_PKGS := frr bird2 gobgpd arping ndisc6 tcpdump iputils-ping iproute2 tshark procps
+LAB_BINS := /usr/lib/frr/bgpd /usr/sbin/bird /usr/bin/gobgpd /usr/sbin/arping /usr/bin/ndisc6 /usr/bin/tcpdump /usr/bin/ping /usr/sbin/ip /usr/bin/tshark /usr/sbin/sysctl
 
 .PHONY: all demo test test-go bench fuzz generate verify lab-deps envtest-assets e2e-lab build
 
