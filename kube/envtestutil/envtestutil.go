@@ -1,0 +1,128 @@
+// Package envtestutil starts a real kube-apiserver and etcd (controller-runtime's envtest) with
+// Switchyard's CustomResourceDefinitions installed, for the tests of the kube/ packages.
+//
+// The binaries are the ones `make envtest-assets` builds from source into bin/k8s. Tests find
+// them through KUBEBUILDER_ASSETS, falling back to <repository>/bin/k8s. When they are missing
+// the tests skip with the reason, except under CI=true, where a missing binary is a failure:
+// CI must never pass by testing nothing.
+package envtestutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/switchyard-lb/switchyard/api/v1beta1"
+	"github.com/switchyard-lb/switchyard/api/v1beta2"
+)
+
+// ErrNoAssets reports that the envtest binaries are not available. Tests skip on it (or fail
+// under CI=true, see SkipOrFail).
+var ErrNoAssets = errors.New("envtest binaries not found")
+
+// RepoRoot returns the repository's root directory, found from this source file's location.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// AssetsDir returns the directory holding kube-apiserver, etcd and kubectl: KUBEBUILDER_ASSETS
+// when set, else <repository>/bin/k8s. It returns ErrNoAssets, wrapped with the path looked
+// at, when kube-apiserver or etcd is missing there.
+func AssetsDir() (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(), "bin", "k8s")
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("%w: %s/%s is missing (run `make envtest-assets`)", ErrNoAssets, dir, bin)
+		}
+	}
+	return dir, nil
+}
+
+// Scheme returns a scheme with the Kubernetes built-in kinds and every metallb.io kind.
+func Scheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err) // the built-in types always register
+		}
+	}
+	return s
+}
+
+// Environment is a running API server with the metallb.io CRDs installed.
+type Environment struct {
+	env *envtest.Environment
+	// Config reaches the API server as an administrator, without client-side rate limiting
+	// (tests and benchmarks measure the server and the controller, not a token bucket).
+	Config *rest.Config
+	// AssetsDir is where kube-apiserver, etcd and kubectl were found.
+	AssetsDir string
+}
+
+// Start starts etcd and kube-apiserver and installs the CRDs of deploy/crds. It returns an
+// error wrapping ErrNoAssets when the binaries are missing. Stop the environment when done.
+func Start() (*Environment, error) {
+	dir, err := AssetsDir()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: dir,
+		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "deploy", "crds")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                Scheme(),
+	}
+	// The default Service CIDR (a /24) runs out of cluster IPs before the scale tests end.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest API server: %w", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS = -1 // disables client-go's token bucket
+	return &Environment{env: env, Config: cfg, AssetsDir: dir}, nil
+}
+
+// Stop stops the API server and etcd and removes their data.
+func (e *Environment) Stop() error { return e.env.Stop() }
+
+// KubeconfigFile writes a kubeconfig for the administrator user to a file in dir and returns
+// its path, for running kubectl against the environment.
+func (e *Environment) KubeconfigFile(dir string) (string, error) {
+	user, err := e.env.ControlPlane.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding kubectl user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+// SkipOrFail is what a test does when Start failed: skip with the reason when the binaries
+// are missing and CI is not true, fail otherwise.
+func SkipOrFail(t interface {
+	Helper()
+	Skipf(string, ...any)
+	Fatalf(string, ...any)
+}, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoAssets) && os.Getenv("CI") != "true" {
+		t.Skipf("skipping: %v", err)
+	}
+	t.Fatalf("envtest: %v", err)
+}
