@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,6 +23,7 @@ func tenNodes() Topology {
 // BenchmarkIdleMinute advances an idle 10-node network by 60 s of virtual time.
 func BenchmarkIdleMinute(b *testing.B) {
 	b.ReportAllocs()
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		n, err := New(tenNodes(), Options{Seed: 1})
@@ -29,9 +31,15 @@ func BenchmarkIdleMinute(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		c0 := cpuTime(b)
 		n.RunFor(time.Minute)
+		cpu += cpuTime(b) - c0
+		if n.Elapsed() != time.Minute {
+			b.Fatalf("clock advanced %v, want 1m", n.Elapsed())
+		}
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "wall-ms/virtual-minute")
+	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/virtual-minute")
 }
 
 // BenchmarkThousandConnections has a client open 1,000 TCP connections to a node, one after
@@ -41,6 +49,7 @@ func BenchmarkIdleMinute(b *testing.B) {
 // it in TIME-WAIT (which drops a SYN whose sequence number is not newer).
 func BenchmarkThousandConnections(b *testing.B) {
 	b.ReportAllocs()
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		topo := tenNodes()
@@ -51,6 +60,7 @@ func BenchmarkThousandConnections(b *testing.B) {
 		}
 		c, _ := n.Client("client")
 		b.StartTimer()
+		c0 := cpuTime(b)
 		ok, finished := 0, 0
 		var next func(Attempt)
 		next = func(a Attempt) {
@@ -68,6 +78,7 @@ func BenchmarkThousandConnections(b *testing.B) {
 			b.Fatal(err)
 		}
 		n.RunFor(time.Minute)
+		cpu += cpuTime(b) - c0
 		if got := len(c.Attempts()); got != 1000 {
 			b.Fatalf("%d attempts finished, want 1000", got)
 		}
@@ -76,4 +87,15 @@ func BenchmarkThousandConnections(b *testing.B) {
 		}
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "wall-ms/1000-conns")
+	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/1000-conns")
+}
+
+// cpuTime returns the process's user+system CPU time, for figures that do not depend on how
+// busy the machine is.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -112,7 +112,7 @@ type Switch struct {
 	mu     sync.Mutex
 	ports  []*Port
 	byName map[string]*Port
-	macs   map[mac]macEntry
+	macs   map[mac]*macEntry
 	aging  time.Duration
 	queue  []queued // FIFO of frames waiting to be forwarded
 	head   int
@@ -144,7 +144,7 @@ func New(name string, clk clock.Clock, seed uint64, tr *trace.Trace) *Switch {
 		trace:     tr,
 		seed:      seed,
 		byName:    make(map[string]*Port),
-		macs:      make(map[mac]macEntry),
+		macs:      make(map[mac]*macEntry),
 		aging:     DefaultAgingTime,
 	}
 }
@@ -524,15 +524,23 @@ func (s *Switch) recycleLocked(frame []byte) {
 	}
 }
 
+// learnLocked records that src was seen on port in. Entries are updated in place: learning
+// runs for every frame, and most frames come from a MAC already learned on the same port.
 func (s *Switch) learnLocked(src mac, in *Port, now time.Time) {
 	e, ok := s.macs[src]
-	if ok && e.port != in {
+	switch {
+	case !ok:
+		s.macs[src] = &macEntry{port: in, seen: now}
+		if s.trace.Enabled() {
+			s.trace.Emit(s.component, "mac-learn", slog.String("mac", src.String()), slog.String("port", in.name))
+		}
+	case e.port != in:
 		s.trace.Emit(s.component, "mac-move", slog.String("mac", src.String()),
 			slog.String("from", e.port.name), slog.String("to", in.name))
-	} else if !ok && s.trace.Enabled() {
-		s.trace.Emit(s.component, "mac-learn", slog.String("mac", src.String()), slog.String("port", in.name))
+		e.port, e.seen = in, now
+	default:
+		e.seen = now
 	}
-	s.macs[src] = macEntry{port: in, seen: now}
 }
 
 // Lookup returns the port a MAC is learned on, if the entry has not aged out.

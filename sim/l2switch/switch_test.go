@@ -3,6 +3,7 @@ package l2switch
 import (
 	"fmt"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,6 +227,7 @@ func BenchmarkUnicast(b *testing.B) {
 	for sw.Step() {
 	}
 	b.ReportAllocs()
+	cpu0 := cpuTime(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if i&1 == 0 {
@@ -237,7 +239,18 @@ func BenchmarkUnicast(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	// Frames per second of CPU time: the same figure without the noise of a busy machine.
+	b.ReportMetric(float64(b.N)/(cpuTime(b)-cpu0).Seconds(), "frames/cpu-s")
 	if delivered < b.N {
 		b.Fatalf("delivered %d of %d", delivered, b.N)
 	}
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

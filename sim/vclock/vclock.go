@@ -16,6 +16,7 @@ package vclock
 import (
 	"container/heap"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/clock"
@@ -29,27 +30,28 @@ var Epoch = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
 // Clock is a virtual clock. Its methods are safe for concurrent use: gVisor's TCP goroutines
 // arm timers while the driver runs others.
 type Clock struct {
+	// elapsed is the time since Epoch in nanoseconds. It is written under mu but read without
+	// it: Now is on every hot path (switch learning, gVisor timestamps).
+	elapsed atomic.Int64
+
 	mu      sync.Mutex
-	now     time.Time
 	seq     uint64
 	pending timerHeap
 }
 
 // New returns a clock that reads Epoch.
 func New() *Clock {
-	return &Clock{now: Epoch}
+	return &Clock{}
 }
 
 // Now returns the current virtual time.
 func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+	return Epoch.Add(c.Since())
 }
 
 // Since returns the virtual time elapsed since Epoch.
 func (c *Clock) Since() time.Duration {
-	return c.Now().Sub(Epoch)
+	return time.Duration(c.elapsed.Load())
 }
 
 // AfterFunc schedules f to run d after now on the driver. It implements clock.Clock.
@@ -64,15 +66,15 @@ func (c *Clock) Next() (time.Time, bool) {
 	if len(c.pending) == 0 {
 		return time.Time{}, false
 	}
-	return c.pending[0].when, true
+	return Epoch.Add(c.pending[0].when), true
 }
 
 // AdvanceTo moves the clock forward to t. It never moves backwards and runs nothing.
 func (c *Clock) AdvanceTo(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
+	if d := t.Sub(Epoch); d > c.Since() {
+		c.elapsed.Store(int64(d))
 	}
 }
 
@@ -80,7 +82,7 @@ func (c *Clock) AdvanceTo(t time.Time) {
 // was one. The callback runs without the clock's lock held, so it may schedule more.
 func (c *Clock) RunOne() bool {
 	c.mu.Lock()
-	if len(c.pending) == 0 || c.pending[0].when.After(c.now) {
+	if len(c.pending) == 0 || c.pending[0].when > c.Since() {
 		c.mu.Unlock()
 		return false
 	}
@@ -120,7 +122,7 @@ func (c *Clock) pushLocked(t *Timer, d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
-	t.when = c.now.Add(d)
+	t.when = c.Since() + d
 	c.seq++
 	t.seq = c.seq
 	heap.Push(&c.pending, t)
@@ -131,7 +133,7 @@ type Timer struct {
 	clock *Clock
 	group *Group
 	f     func()
-	when  time.Time
+	when  time.Duration // deadline, since Epoch
 	seq   uint64
 	index int // position in the heap; -1 when not pending
 }
@@ -237,8 +239,8 @@ type timerHeap []*Timer
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if !h[i].when.Equal(h[j].when) {
-		return h[i].when.Before(h[j].when)
+	if h[i].when != h[j].when {
+		return h[i].when < h[j].when
 	}
 	return h[i].seq < h[j].seq
 }
