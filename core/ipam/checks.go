@@ -105,7 +105,7 @@ func (a *Allocator) outsideDetail(ip netip.Addr) string {
 			}
 		}
 	}
-	return fmt.Sprintf("%s is outside every address pool", ip)
+	return ip.String() + " is outside every address pool"
 }
 
 // checkKeep decides whether svc may keep ips, the addresses it holds (self is its record, or

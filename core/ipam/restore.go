@@ -30,7 +30,7 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 			positions = append(positions, int32(pos))
 		}
 	}
-	slices.SortFunc(positions, func(x, y int32) int { return compareKeys(b.keys[x], b.keys[y]) })
+	slices.SortFunc(positions, func(x, y int32) int { return b.compareKeys(b.keys[x], b.keys[y]) })
 	refused := make([]*AllocationError, len(positions))
 	for i, pos := range positions {
 		refused[i] = errs[pos]

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -205,17 +206,33 @@ type batch struct {
 }
 
 type batchKey struct {
-	name string
-	ns   uint32 // rank of the namespace among the batch's namespaces
-	idx  int32  // index into svcs
+	// prefix holds the first 16 bytes of the name, big-endian and zero-padded, so that most
+	// comparisons are integer comparisons; equal prefixes fall back to the full names.
+	prefix [2]uint64
+	sec    int64 // Created, in seconds and nanoseconds
+	nsec   int32
+	ns     uint32 // rank of the namespace among the batch's namespaces
+	idx    int32  // index into svcs
+}
+
+func namePrefix(name string) [2]uint64 {
+	var b [16]byte
+	copy(b[:], name)
+	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
 
 // compareKeys orders by namespace/name, then by position in the input.
-func compareKeys(x, y batchKey) int {
+func (b *batch) compareKeys(x, y batchKey) int {
 	if c := cmp.Compare(x.ns, y.ns); c != 0 {
 		return c
 	}
-	if c := strings.Compare(x.name, y.name); c != 0 {
+	if c := cmp.Compare(x.prefix[0], y.prefix[0]); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.prefix[1], y.prefix[1]); c != 0 {
+		return c
+	}
+	if c := strings.Compare(b.svcs[x.idx].Name, b.svcs[y.idx].Name); c != 0 {
 		return c
 	}
 	return cmp.Compare(x.idx, y.idx)
@@ -227,9 +244,15 @@ func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batc
 	ranks := map[string]uint32{}
 	b := &batch{svcs: svcs, keys: make([]batchKey, 0, len(svcs)), sorted: sortByKey}
 	for i := range svcs {
-		if include(&svcs[i]) {
-			ranks[svcs[i].Namespace] = 0
-			b.keys = append(b.keys, batchKey{name: svcs[i].Name, idx: int32(i)})
+		s := &svcs[i]
+		if include(s) {
+			ranks[s.Namespace] = 0
+			b.keys = append(b.keys, batchKey{
+				prefix: namePrefix(s.Name),
+				sec:    s.Created.Unix(),
+				nsec:   int32(s.Created.Nanosecond()),
+				idx:    int32(i),
+			})
 		}
 	}
 	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
@@ -239,7 +262,7 @@ func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batc
 		b.keys[i].ns = ranks[svcs[b.keys[i].idx].Namespace]
 	}
 	if sortByKey {
-		slices.SortFunc(b.keys, compareKeys)
+		slices.SortFunc(b.keys, b.compareKeys)
 	}
 	return b
 }
@@ -255,8 +278,8 @@ type agePosition struct {
 }
 
 func (b *batch) agePosition(pos int32) agePosition {
-	created := b.service(pos).Created
-	return agePosition{sec: created.Unix(), nsec: int32(created.Nanosecond()), pos: pos}
+	k := &b.keys[pos]
+	return agePosition{sec: k.sec, nsec: k.nsec, pos: pos}
 }
 
 // compareAge orders oldest first, then by namespace/name.
@@ -270,7 +293,7 @@ func (b *batch) compareAge(x, y agePosition) int {
 	if b.sorted {
 		return cmp.Compare(x.pos, y.pos)
 	}
-	return compareKeys(b.keys[x.pos], b.keys[y.pos])
+	return b.compareKeys(b.keys[x.pos], b.keys[y.pos])
 }
 
 // byAge returns every position of the batch, oldest Service first.
