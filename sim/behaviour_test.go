@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -349,5 +352,41 @@ func TestUnsolicitedAdvertisementMovesIPv6VIP(t *testing.T) {
 	got := c.Attempts()
 	if len(got) != 2 || got[0].Node != "node-a" || got[1].Node != "node-b" || got[1].MAC != b.mac.String() || got[1].End != got[1].Start {
 		t.Errorf("attempts = %+v, want node-a then node-b at once", got)
+	}
+}
+
+// TestNodeRequestsUseOwnAddress: a node answering VIP traffic resolves the client with its own
+// address as ARP sender (arp_announce=2), never the VIP, so clients never learn a VIP from it.
+func TestNodeRequestsUseOwnAddress(t *testing.T) {
+	n, err := New(lanTopology(), Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire bytes.Buffer
+	if _, err := n.CaptureInterface("client", "eth0", &wire); err != nil {
+		t.Fatal(err)
+	}
+	a := newAnnouncer(t, n, "node-a", vip)
+	a.active = true
+	c, _ := n.Client("client")
+	if err := c.ConnectTCP(netip.AddrPortFrom(vip, 80), time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(100 * time.Millisecond)
+	if err := n.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var requests []string
+	for _, f := range summarize(t, wire.Bytes()) {
+		if strings.HasPrefix(f, "ARP request") {
+			requests = append(requests, f)
+		}
+	}
+	want := []string{"ARP request 10.0.0.100>10.0.0.200", "ARP request 10.0.0.11>10.0.0.100"}
+	if !slices.Equal(requests, want) {
+		t.Errorf("ARP requests on the client's wire = %q, want %q", requests, want)
+	}
+	if got := c.Attempts(); len(got) != 1 || got[0].Node != "node-a" {
+		t.Errorf("attempts = %+v", got)
 	}
 }
