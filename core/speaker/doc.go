@@ -28,7 +28,9 @@
 // # Liveness and the hand-over rules
 //
 // A peer counts as alive on a segment while core/liveness says it is, or while it has been
-// heard within the detection time (Multiplier heartbeat intervals). The second rule makes a
+// heard within the detection time and half an interval more (3.5 heartbeat intervals by
+// default; the half interval keeps a heartbeat that arrives just on time from racing the
+// detector's timeout, which on a real network would be jitter). The second rule makes a
 // peer count at its first heartbeat rather than after the detector's Rise heartbeats, so that
 // when a partition heals the lower-ranked of two owners yields as soon as it hears the other:
 // the window in which two nodes answer for one VIP is at most one heartbeat interval.

@@ -10,9 +10,9 @@ import (
 	"github.com/switchyard-lb/switchyard/core/config"
 )
 
-// FNV-1a, 64 bits: the election's rank function. Any hash works as long as every speaker of a
-// cluster uses the same; FNV is cheap enough to rank a thousand Services against a hundred
-// peers in about a millisecond.
+// FNV-1a, 64 bits, is the core of the election's rank function. Any hash works as long as every
+// speaker of a cluster uses the same; FNV is cheap enough to rank a thousand Services against a
+// hundred peers in about a millisecond.
 const (
 	fnvOffset uint64 = 14695981039346656037
 	fnvPrime  uint64 = 1099511628211
@@ -26,8 +26,20 @@ func fnvString(h uint64, s string) uint64 {
 	return h
 }
 
-// rank is a node's rank for a Service; the lowest rank wins.
-func (svc *service) rank(node string) uint64 { return fnvString(svc.rankSeed, node) }
+// rank is a node's rank for a Service; the lowest rank wins. FNV alone mixes its last input
+// bytes poorly (node names that differ only in their last character would be ranked in the
+// same order for most VIPs, piling VIPs onto one node), so the hash is finished with
+// MurmurHash3's 64-bit finaliser.
+func (svc *service) rank(node string) uint64 { return fmix64(fnvString(svc.rankSeed, node)) }
+
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
 
 // beats reports whether node a with rank ra wins over node b with rank rb.
 func beats(ra uint64, a string, rb uint64, b string) bool {

@@ -36,7 +36,9 @@ type Speaker struct {
 	detector   *liveness.Detector
 	responder  *l2.Responder
 	multiplier int
-	// window is how long a heard peer counts as alive without the detector's word for it.
+	// window is how long a heard peer counts as alive without the detector's word for it:
+	// Multiplier intervals and a half, so that a heartbeat arriving on time, exactly when the
+	// detector's timeout fires, is never beaten by it (on a real network it would be jitter).
 	window time.Duration
 
 	lb       *config.Config
@@ -54,8 +56,12 @@ type Speaker struct {
 	stopped bool
 	// dirtyElection is set when a candidate set changed and ownership must be recomputed.
 	dirtyElection bool
-	deadline      time.Time
-	deadlineStale bool
+	// reannounce is set when a lost peer came back: once ownership is settled, the VIPs still
+	// owned are announced again.
+	reannounce     bool
+	lastReannounce time.Time
+	deadline       time.Time
+	deadlineStale  bool
 }
 
 // service is a Service with its election key prepared.
@@ -112,7 +118,7 @@ func New(cfg Config) (*Speaker, error) {
 		detector:      det,
 		responder:     resp,
 		multiplier:    lc.Multiplier,
-		window:        time.Duration(lc.Multiplier) * lc.Interval,
+		window:        time.Duration(lc.Multiplier)*lc.Interval + lc.Interval/2,
 		services:      map[ServiceKey]*service{},
 		ends:          map[ServiceKey][]Endpoint{},
 		segs:          map[string]*segment{},
@@ -292,7 +298,8 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 		}
 	}
 	s.deadlineStale = true
-	s.electInto(now, &out)
+	s.dirtyElection = true
+	s.settle(now, &out)
 	return out, nil
 }
 
@@ -370,8 +377,26 @@ func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, ou
 		}
 	}
 	s.updatePeer(seg, name, now, reason, out)
+	s.settle(now, out)
+}
+
+// settle recomputes ownership when a candidate set changed, then re-announces if a lost peer
+// came back and this node still owns VIPs (after a healed partition the other side may have
+// learnt another MAC). Releasing first keeps a node that is about to yield from announcing.
+func (s *Speaker) settle(now time.Time, out *Output) {
 	if s.dirtyElection {
 		s.electInto(now, out)
+	}
+	if s.reannounce {
+		s.reannounce = false
+		// Peers coming back together (a healed partition) are heard one after the other; one
+		// burst covers them all.
+		ac := s.responder.Config()
+		burst := time.Duration(ac.BurstCount) * ac.BurstSpacing
+		if len(s.owned) > 0 && (s.lastReannounce.IsZero() || now.Sub(s.lastReannounce) >= burst) {
+			s.lastReannounce = now
+			s.addL2(out, s.responder.Reannounce(now))
+		}
 	}
 }
 
@@ -395,21 +420,12 @@ func (s *Speaker) updatePeer(seg *segment, name string, now time.Time, reason st
 	s.deadlineStale = true
 	s.dirtyElection = true
 	out.Events = append(out.Events, Event{Kind: EventPeer, Peer: name, Alive: candidate, Interfaces: []string{seg.Name}, Reason: reason})
-	if candidate && pr.wasCandidate && s.ownsOn(seg.Name) {
-		s.addL2(out, s.responder.Reannounce(now))
+	if candidate && pr.wasCandidate {
+		s.reannounce = true
 	}
 	if candidate {
 		pr.wasCandidate = true
 	}
-}
-
-func (s *Speaker) ownsOn(ifname string) bool {
-	for _, o := range s.owned {
-		if slices.Contains(o.interfaces, ifname) {
-			return true
-		}
-	}
-	return false
 }
 
 // Tick advances time: heartbeats and announcements that are due go out, peers not heard for
@@ -445,9 +461,7 @@ func (s *Speaker) Tick(now time.Time) Output {
 		}
 	}
 	s.addL2(&out, s.responder.Tick(now))
-	if s.dirtyElection {
-		s.electInto(now, &out)
-	}
+	s.settle(now, &out)
 	return out
 }
 
