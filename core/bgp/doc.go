@@ -26,6 +26,14 @@
 // current state does not allow, an unacceptable OPEN — resets that session with the NOTIFICATION
 // RFC 4271 §6 (and RFC 6608 for FSM errors) prescribes; the speaker never crashes on it.
 //
+// Deliberately left out, because a speaker that only originates a few host routes does not need
+// them: accepting inbound connections (so no collision detection; the router must accept the
+// speaker's connection, as MetalLB deployments already require), ADD-PATH, extended next hop
+// (RFC 8950: a family without a next hop of its own family is not announced and is counted as
+// unsendable), extended messages (RFC 8654), and the RFC 8538 "notification" graceful restart.
+// IPv4 routes on an IPv6 session, and IPv6 routes on an IPv4 session, need a next hop of their
+// family from SessionConfig or the peer's source address.
+//
 // # Policy
 //
 // Policy turns Services, the node, and the BGPAdvertisements and BGPPeers of a configuration

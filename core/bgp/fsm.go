@@ -83,8 +83,8 @@ type fsm struct {
 	upd   updateBuilder
 }
 
-// connected starts the session on a new connection between local and remote.
-func (f *fsm) connected(local, remote netip.AddrPort) {
+// connected starts the session on a new connection from the local address.
+func (f *fsm) connected(local netip.AddrPort) {
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	f.open.routerID = chooseRouterID(f.peer, local.Addr())
 	if !f.open.routerID.IsValid() {

@@ -39,7 +39,7 @@ func newTestFSM(tb testing.TB) (*fsm, *recorder) {
 	rib.apply(Diff{Announce: []Route{{Prefix: netip.MustParsePrefix("198.51.100.1/32")}}})
 	f := &fsm{peer: testPeerConfig(), rib: rib, stats: &Stats{}, out: rec, log: quietLog,
 		open: openParams{myASN: 64512, holdTime: 90 * time.Second, ipv4: true, ipv6: true}, keepalive: 30 * time.Second}
-	f.connected(netip.MustParseAddrPort("192.0.2.10:40000"), netip.MustParseAddrPort("192.0.2.1:179"))
+	f.connected(netip.MustParseAddrPort("192.0.2.10:40000"))
 	return f, rec
 }
 

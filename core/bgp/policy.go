@@ -46,7 +46,9 @@ func (s *Service) advertised() bool {
 // Rules, following MetalLB's BGP mode:
 //   - A peer is used by this node when its nodeSelectors are empty or one of them matches.
 //   - A BGPAdvertisement applies when one of its nodeSelectors matches (or it has none), the
-//     Service's pool is among its pools, and the peer is among its peers (or it names none).
+//     Service's pool is among its pools (core/config has resolved ipAddressPools and
+//     ipAddressPoolSelectors into that list), and the peer is among its peers (or it names
+//     none).
 //   - Each Service IP is announced as the prefix of the advertisement's aggregationLength
 //     (IPv4) or aggregationLengthV6 (IPv6) containing it. An aggregate shared by several IPs is
 //     withdrawn only when the last of them goes (reference counts).
@@ -124,7 +126,7 @@ func (p *Policy) SetNode(nodeLabels map[string]string) map[string]Diff {
 // SetService adds or replaces a Service.
 func (p *Policy) SetService(svc Service) map[string]Diff {
 	svc.IPs = slices.Clone(svc.IPs)
-	touched := p.newTouchSet()
+	touched := newTouchSet()
 	st := p.services[svc.Key]
 	if st == nil {
 		st = &serviceState{}
@@ -142,7 +144,7 @@ func (p *Policy) DeleteService(key string) map[string]Diff {
 	if st == nil {
 		return nil
 	}
-	touched := p.newTouchSet()
+	touched := newTouchSet()
 	p.withdrawContribs(st, touched)
 	delete(p.services, key)
 	return touched.diffs()
@@ -208,7 +210,7 @@ func (p *Policy) rebuild() map[string]Diff {
 		}
 	}
 
-	touched := p.newTouchSet()
+	touched := newTouchSet()
 	for _, st := range p.services {
 		st.contribs = st.contribs[:0]
 		p.addContribs(st, touched)
@@ -316,7 +318,7 @@ type touchSet struct {
 	order   []*peerTable
 }
 
-func (p *Policy) newTouchSet() *touchSet {
+func newTouchSet() *touchSet {
 	return &touchSet{byTable: map[*peerTable][]netip.Prefix{}}
 }
 

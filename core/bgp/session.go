@@ -259,7 +259,7 @@ func (s *Session) Serve(ctx context.Context, conn net.Conn) error {
 	}
 	s.cur = c
 	upsBefore := s.stats.Ups
-	c.fsm.connected(addrPortOf(conn.LocalAddr()), addrPortOf(conn.RemoteAddr()))
+	c.fsm.connected(addrPortOf(conn.LocalAddr()))
 	s.mu.Unlock()
 
 	readerDone := make(chan struct{})

@@ -234,6 +234,8 @@ func describeUpdate(u *bgp.BGPUpdate) string {
 				segs = append(segs, p.String())
 			}
 			parts = append(parts, "aspath=["+strings.Join(segs, " ")+"]")
+		case *bgp.PathAttributeAs4Path:
+			parts = append(parts, "as4path=["+prefixList(a.Value)+"]")
 		case *bgp.PathAttributeNextHop:
 			parts = append(parts, "nh="+a.Value.String())
 		case *bgp.PathAttributeLocalPref:
