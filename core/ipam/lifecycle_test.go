@@ -265,3 +265,28 @@ func TestStats(t *testing.T) {
 		t.Fatalf("stats\n got: %+v\nwant: %+v", got, want)
 	}
 }
+
+// TestRestoreDuplicateKeys: a Service listed twice (two versions of one object) resolves the
+// same way whatever the order: the newer entry, by creation time, is the one kept.
+func TestRestoreDuplicateKeys(t *testing.T) {
+	cfg := cfgOf(mkPool(t, "p", "10.0.0.0/24"))
+	v1 := mk("web", current("10.0.0.1"))
+	v1.Created = time.Unix(100, 0)
+	v2 := mk("web", current("10.0.0.2"))
+	v2.Created = time.Unix(200, 0)
+	other := mk("other", current("10.0.0.3"))
+	for _, order := range [][]Service{{v1, v2, other}, {v2, other, v1}, {other, v1, v2}} {
+		a := New(cfg, Options{})
+		if refused := a.Restore(order); len(refused) != 0 {
+			t.Fatalf("refused: %v", refused)
+		}
+		as, _ := a.Lookup(v1.Key())
+		if got := ipStrings(as.IPs); got != "10.0.0.2" {
+			t.Fatalf("order %v: web holds %s, want 10.0.0.2", order, got)
+		}
+		if a.Len() != 2 {
+			t.Fatalf("%d assignments, want 2", a.Len())
+		}
+		checkInvariants(t, a)
+	}
+}

@@ -40,6 +40,10 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 
 // restore restores batch b and returns, per position in the batch, why that Service could
 // not keep its addresses (nil when it did, or when it is of another class).
+//
+// Only Services competing for an address they may not share (or one Service listed twice)
+// make the order matter. So restore first takes the batch as it comes, and only when it meets
+// such a case undoes that pass and restores oldest first: the common case costs no sort.
 func (a *Allocator) restore(b *batch) []*AllocationError {
 	// Size the indexes for the batch up front instead of growing them step by step.
 	a.st.reserve(len(b.keys))
@@ -47,28 +51,64 @@ func (a *Allocator) restore(b *batch) []*AllocationError {
 		a.holdersV4 = make(map[uint32]uint32, len(b.keys))
 	}
 	refused := make([]*AllocationError, len(b.keys))
-	for _, o := range b.byAge() {
-		svc := b.service(o.pos)
-		fams, err := a.admit(svc)
-		if err != nil {
-			if !errors.Is(err, ErrNotHandled) {
-				refused[o.pos] = err
-			}
-			continue
+	claimed := make([]uint32, 0, len(b.keys))
+	orderFree := true
+	for pos := range b.keys {
+		if !a.restoreOne(b.service(int32(pos)), &refused[pos], &claimed) {
+			orderFree = false
+			break
 		}
-		id, kh := a.st.find(svc.Key())
-		if id != 0 {
+	}
+	for _, id := range claimed {
+		if orderFree {
+			a.st.rec(id).poolFlags &^= flagRestoring
+		} else {
 			a.release(id)
 		}
-		ips := unmapAll(svc.CurrentIPs)
-		p, err := a.checkKeep(0, svc, fams, ips)
-		if err != nil {
-			refused[o.pos] = err
-			continue
-		}
-		a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0])
+	}
+	if orderFree {
+		return refused
+	}
+	clear(refused)
+	for _, o := range b.byAge() {
+		a.restoreOne(b.service(o.pos), &refused[o.pos], nil)
 	}
 	return refused
+}
+
+// restoreOne lets svc keep its current addresses when they are valid, else records why not
+// in *refusal. In the order-free pass (claimed != nil) it notes what it claimed, and returns
+// false, changing nothing, when it meets a case whose outcome depends on the order.
+func (a *Allocator) restoreOne(svc *Service, refusal **AllocationError, claimed *[]uint32) bool {
+	fams, err := a.admit(svc)
+	if err != nil {
+		if !errors.Is(err, ErrNotHandled) {
+			*refusal = err
+		}
+		return true
+	}
+	id, kh := a.st.find(svc.Key())
+	if id != 0 {
+		if claimed != nil && a.st.rec(id).has(flagRestoring) {
+			return false // listed twice in the batch
+		}
+		a.release(id)
+	}
+	ips := unmapAll(svc.CurrentIPs)
+	p, err := a.checkKeep(0, svc, fams, ips)
+	if err != nil {
+		if claimed != nil && errors.Is(err, ErrSharingConflict) {
+			return false
+		}
+		*refusal = err
+		return true
+	}
+	id = a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0])
+	if claimed != nil {
+		a.st.rec(id).poolFlags |= flagRestoring
+		*claimed = append(*claimed, id)
+	}
+	return true
 }
 
 // Change is what a configuration change did to one assignment.

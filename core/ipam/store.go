@@ -21,8 +21,10 @@ const (
 	flagV4      = 1 << 24 // the Service holds an IPv4 address
 	flagV6      = 1 << 25 // the Service holds an IPv6 address (in its extension)
 	flagV6First = 1 << 26 // IPv6 is the Service's primary family: list it first
-	poolMask    = 1<<24 - 1
-	maxPools    = poolMask + 1
+	// flagRestoring marks records claimed by the running Restore pass (see Allocator.restore).
+	flagRestoring = 1 << 27
+	poolMask      = 1<<24 - 1
+	maxPools      = poolMask + 1
 )
 
 func (r *record) pool() int            { return int(r.poolFlags & poolMask) }
