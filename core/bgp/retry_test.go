@@ -72,12 +72,13 @@ func dialTimes(t *testing.T, seed uint64, n int) []time.Duration {
 		if i == n-1 {
 			break
 		}
-		// Wait until Run sleeps on the clock, then jump to its wake-up.
+		// Wait until Run sleeps on the clock (the dial's own connectTime timer is stopped by
+		// then), then jump to its wake-up.
 		var next time.Time
 		waitFor(t, func() bool {
 			var ok bool
 			next, ok = clk.NextDeadline()
-			return ok
+			return ok && s.Stats().State == StateIdle
 		})
 		clk.Advance(next.Sub(clk.Now()))
 	}
@@ -110,5 +111,43 @@ func TestRunBacksOffExponentiallyWithSeededJitter(t *testing.T) {
 	}
 	if cmp.Equal(times, dialTimes(t, 8, 8)) {
 		t.Errorf("different seeds gave identical jitter: %v", times)
+	}
+}
+
+func TestDialGivesUpAfterConnectTime(t *testing.T) {
+	clk := fakeclock.New()
+	start := clk.Now()
+	pc := testPeerConfig()
+	pc.ConnectTime = 5 * time.Second
+	gaveUp := make(chan time.Duration, 1)
+	s, err := NewSession(SessionConfig{
+		Peer: pc, Clock: clk, Logger: quietLog, Jitter: rand.New(rand.NewPCG(1, 1)),
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			<-ctx.Done() // a peer that never answers
+			gaveUp <- clk.Now().Sub(start)
+			return nil, ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, func() bool { _, ok := clk.NextDeadline(); return ok })
+	clk.Advance(5*time.Second - time.Nanosecond)
+	select {
+	case d := <-gaveUp:
+		t.Fatalf("dial abandoned after %v, before connectTime", d)
+	case <-time.After(20 * time.Millisecond):
+	}
+	clk.Advance(time.Nanosecond)
+	if d := <-gaveUp; d != 5*time.Second {
+		t.Errorf("dial abandoned after %v, want 5s", d)
+	}
+	waitFor(t, func() bool { return s.Stats().DialFailures == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

@@ -167,7 +167,7 @@ func (s *Session) BFDDown() {
 func (s *Session) Run(ctx context.Context) error {
 	for {
 		s.setIdleState(StateConnect)
-		conn, err := s.cfg.Dial(ctx)
+		conn, err := s.dial(ctx)
 		if ctx.Err() != nil {
 			if conn != nil {
 				conn.Close()
@@ -192,6 +192,24 @@ func (s *Session) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// dial calls Dial with a context that the session's clock cancels after connectTime, so that a
+// peer that never answers costs one connect time, in virtual time too.
+func (s *Session) dial(ctx context.Context) (net.Conn, error) {
+	connectTime := s.cfg.Peer.ConnectTime
+	if connectTime <= 0 {
+		connectTime = defaultConnectTime
+	}
+	dialCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timeout := s.cfg.Clock.AfterFunc(connectTime, cancel)
+	defer timeout.Stop()
+	conn, err := s.cfg.Dial(dialCtx)
+	if err != nil && ctx.Err() == nil && dialCtx.Err() != nil {
+		err = fmt.Errorf("no connection within connectTime %v: %w", connectTime, err)
+	}
+	return conn, err
 }
 
 func (s *Session) setIdleState(st State) {
