@@ -1,5 +1,26 @@
-// Package speaker connects a node's speaker to Kubernetes: it watches Services, EndpointSlices,
-// Nodes, the metallb.io configuration and the heartbeat Secret for its own node, feeds them to
-// core/speaker as plain inputs, and writes ServiceL2Status objects and events for what this node
-// announces.
+// Package speaker connects a node's speaker to Kubernetes: it watches Services,
+// EndpointSlices, Nodes, the metallb.io configuration and the heartbeat Secret, feeds them to
+// core/speaker as plain inputs (through an Announcer, normally netio/attach's Binding), and
+// writes ServiceL2Status objects and events for what this node announces.
+//
+// Every loop runs on one controller-runtime manager whose cache (CacheOptions) holds only
+// what the speaker reads, cut down by transforms, because a speaker runs on every node:
+//
+//   - configuration: every metallb.io object of the namespace is read and built into a
+//     core/config.Config as a whole. An invalid configuration is not handed to the speaker,
+//     which keeps announcing with the last valid one; the metallb_k8s_client_config_stale_bool
+//     metric, the log and a ConfigStale event on this node's Node say why.
+//   - Services: the list of LoadBalancer Services of our class with status addresses is
+//     rebuilt from the cache as a whole; a burst of changes collapses into one rebuild. A
+//     Service whose addresses cannot be announced (a hostname, two addresses of one family)
+//     is left out with an announceFailed event.
+//   - EndpointSlices: per Service, the nodes of its endpoints and their readiness (for
+//     externalTrafficPolicy Local).
+//   - Nodes: names and labels of the nodes that may announce (not excluded from load
+//     balancers, network available), for the L2Advertisements' node selectors.
+//   - the heartbeat Secret: the key is read once before the speaker starts
+//     (WaitForHeartbeatKey); a change is reported so the process restarts with the new key.
+//   - status: the speaker's own/disown events drive one ServiceL2Status per announced
+//     Service, named and labelled as MetalLB's (generated "l2-" names, metallb.io/node,
+//     metallb.io/service-name, metallb.io/service-namespace), and a nodeAssigned event.
 package speaker

@@ -1,0 +1,389 @@
+package speaker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/speaker"
+	"github.com/switchyard-lb/switchyard/kube/kubeconv"
+	"github.com/switchyard-lb/switchyard/kube/metrics"
+)
+
+// Event reasons. nodeAssigned and announceFailed are MetalLB's, on the Service.
+const (
+	ReasonNodeAssigned   = "nodeAssigned"
+	ReasonAnnounceFailed = "announceFailed"
+	// ReasonConfigStale is reported on this speaker's Node when the newest configuration is
+	// invalid and the last valid one stays in use.
+	ReasonConfigStale = "ConfigStale"
+)
+
+// Announcer is what the watchers feed: the node's speaker. netio/attach's Binding is one; it
+// serialises the calls with the speaker's packet handling.
+type Announcer interface {
+	SetConfig(*config.Config) error
+	SetServices([]speaker.Service) error
+	SetEndpoints(speaker.ServiceKey, []speaker.Endpoint) error
+	SetNodes([]speaker.Node) error
+}
+
+// Options configure the watchers of one speaker.
+type Options struct {
+	// NodeName is the node the speaker runs on. Required.
+	NodeName string
+	// Namespace holds the metallb.io configuration, the heartbeat Secret and the
+	// ServiceL2Status objects. Required.
+	Namespace string
+	// LoadBalancerClass is the spec.loadBalancerClass announced; empty means Services
+	// without a class, as the controller's option of the same name.
+	LoadBalancerClass string
+	// HeartbeatSecret names the Secret holding the heartbeat key, and HeartbeatKey is the key
+	// the running speaker uses (from WaitForHeartbeatKey). When the Secret changes to another
+	// key, OnHeartbeatKeyChange is called once: the speaker must restart to use it, since
+	// every heartbeat it sends and accepts is authenticated with the key it started with.
+	HeartbeatSecret      string
+	HeartbeatKey         []byte
+	OnHeartbeatKeyChange func()
+	// Owner, when set, is made the owner of the ServiceL2Status objects this speaker creates,
+	// normally its Pod: they are then garbage-collected when the speaker goes away for good.
+	Owner *metav1.OwnerReference
+	// SkipNameValidation allows several watchers in one process (tests).
+	SkipNameValidation bool
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.NodeName == "":
+		return errors.New("kube/speaker: Options.NodeName is required")
+	case o.Namespace == "":
+		return errors.New("kube/speaker: Options.Namespace is required")
+	case o.HeartbeatSecret == "":
+		return errors.New("kube/speaker: Options.HeartbeatSecret is required")
+	}
+	return nil
+}
+
+// Watcher feeds one node's speaker from the API server and reports what it announces.
+type Watcher struct {
+	opts   Options
+	an     Announcer
+	client client.Client
+	// apiReader bypasses the cache, for ServiceL2Status objects created too recently to be
+	// in it.
+	apiReader client.Reader
+	events    events.EventRecorder
+	log       logr.Logger
+
+	status *statusWriter
+
+	mu sync.Mutex
+	// failed remembers, per Service, the announceFailed message last reported, so that a
+	// rebuild of the Service list does not repeat it.
+	failed map[speaker.ServiceKey]string
+	// configError is the configuration error last reported ("" while the configuration in
+	// use is the newest).
+	configError string
+	keyChanged  bool
+}
+
+// Fixed requests of the loops that always rebuild their input as a whole.
+var (
+	configRequest   = reconcile.Request{NamespacedName: types.NamespacedName{Name: "configuration"}}
+	servicesRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "services"}}
+	nodesRequest    = reconcile.Request{NamespacedName: types.NamespacedName{Name: "nodes"}}
+)
+
+// New sets the watchers up on mgr, whose cache must be configured with CacheOptions. Pass
+// the returned Watcher's HandleEvent to the speaker's event hook (attach.Options.OnEvent) so
+// that ServiceL2Status objects and nodeAssigned events follow ownership.
+func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		opts:      opts,
+		an:        an,
+		client:    mgr.GetClient(),
+		apiReader: mgr.GetAPIReader(),
+		events:    mgr.GetEventRecorder("switchyard-speaker"),
+		log:       mgr.GetLogger().WithName("speaker"),
+		failed:    map[speaker.ServiceKey]string{},
+	}
+	w.status = newStatusWriter(w)
+	if err := metrics.Register(metrics.SpeakerCollectors()); err != nil {
+		return nil, fmt.Errorf("kube/speaker: registering metrics: %w", err)
+	}
+	for _, setup := range []struct {
+		what string
+		fn   func(manager.Manager) error
+	}{
+		{"configuration", w.setupConfig},
+		{"Services", w.setupServices},
+		{"EndpointSlices", w.setupEndpoints},
+		{"Nodes", w.setupNodes},
+		{"heartbeat Secret", w.setupSecret},
+		{"ServiceL2Status", w.status.setup},
+	} {
+		if err := setup.fn(mgr); err != nil {
+			return nil, fmt.Errorf("kube/speaker: watching %s: %w", setup.what, err)
+		}
+	}
+	return w, nil
+}
+
+// HandleEvent takes an event of the node's speaker. It is called under the speaker's lock, so
+// it only records ownership changes and queues the Services concerned; their status objects
+// and events are written by the status loop.
+func (w *Watcher) HandleEvent(ev speaker.Event) { w.status.handleEvent(ev) }
+
+func (w *Watcher) controllerOptions() controller.Options {
+	return controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &w.opts.SkipNameValidation}
+}
+
+// to returns a handler that maps every event to one request.
+func to(req reconcile.Request) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{req}
+	})
+}
+
+// setupConfig watches the metallb.io objects of the namespace; the configuration is rebuilt
+// as a whole on any change of spec or labels (status writes of the controller are ignored).
+func (w *Watcher) setupConfig(mgr manager.Manager) error {
+	specOrLabels := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
+	b := builder.ControllerManagedBy(mgr).Named("speaker-config").WithOptions(w.controllerOptions())
+	for _, obj := range kubeconv.ConfigObjects() {
+		b = b.Watches(obj, to(configRequest), builder.WithPredicates(specOrLabels))
+	}
+	return b.Complete(reconcile.Func(w.reconcileConfig))
+}
+
+func (w *Watcher) reconcileConfig(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	objs, err := kubeconv.ReadObjects(ctx, w.client, w.opts.Namespace)
+	if err != nil {
+		metrics.UpdateErrors.Inc()
+		return reconcile.Result{}, err
+	}
+	metrics.Updates.Inc()
+	cfg, warnings, err := config.Build(objs)
+	for _, warning := range warnings {
+		w.log.Info("configuration warning", "problem", warning.Error())
+	}
+	if err == nil {
+		err = w.an.SetConfig(cfg)
+	}
+	if err != nil {
+		w.configRejected(ctx, err)
+		return reconcile.Result{}, nil // retrying cannot help: the next change of the objects will
+	}
+	w.mu.Lock()
+	w.configError = ""
+	w.mu.Unlock()
+	metrics.ConfigLoaded.Set(1)
+	metrics.ConfigStale.Set(0)
+	w.log.Info("configuration loaded", "pools", len(cfg.Pools), "l2Advertisements", len(cfg.L2Advertisements))
+	return reconcile.Result{}, nil
+}
+
+// configRejected reports an invalid configuration: the last valid one stays in use.
+func (w *Watcher) configRejected(ctx context.Context, err error) {
+	metrics.ConfigStale.Set(1)
+	w.log.Error(err, "configuration is invalid; the speaker keeps the last valid one")
+	w.mu.Lock()
+	repeated := w.configError == err.Error()
+	w.configError = err.Error()
+	w.mu.Unlock()
+	if repeated {
+		return
+	}
+	var node corev1.Node
+	if getErr := w.client.Get(ctx, client.ObjectKey{Name: w.opts.NodeName}, &node); getErr != nil {
+		return // no Node to report on; the log and the metric say it
+	}
+	w.events.Eventf(&node, nil, corev1.EventTypeWarning, ReasonConfigStale, "LoadConfiguration",
+		"The configuration in namespace %s is invalid; the speaker keeps the last valid one: %s", w.opts.Namespace, err.Error())
+}
+
+// setupServices watches every Service; the speaker's Service list is rebuilt from the cache
+// as a whole, and a burst of changes collapses into one rebuild.
+func (w *Watcher) setupServices(mgr manager.Manager) error {
+	return builder.ControllerManagedBy(mgr).Named("speaker-services").WithOptions(w.controllerOptions()).
+		Watches(&corev1.Service{}, to(servicesRequest)).
+		Complete(reconcile.Func(w.reconcileServices))
+}
+
+func (w *Watcher) reconcileServices(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	var list corev1.ServiceList
+	if err := w.client.List(ctx, &list); err != nil {
+		metrics.UpdateErrors.Inc()
+		return reconcile.Result{}, err
+	}
+	metrics.Updates.Inc()
+	svcs := make([]speaker.Service, 0, len(list.Items))
+	seen := make(map[speaker.ServiceKey]bool, len(list.Items))
+	for i := range list.Items {
+		k8s := &list.Items[i]
+		if !announced(k8s, w.opts.LoadBalancerClass) {
+			continue
+		}
+		key := speaker.ServiceKey{Namespace: k8s.Namespace, Name: k8s.Name}
+		seen[key] = true
+		svc, err := serviceFromKube(k8s)
+		if err != nil {
+			w.announceFailed(k8s, key, err)
+			continue
+		}
+		w.clearFailure(key)
+		svcs = append(svcs, svc)
+	}
+	w.forgetFailures(seen)
+	if err := w.an.SetServices(svcs); err != nil {
+		metrics.UpdateErrors.Inc()
+		return reconcile.Result{}, fmt.Errorf("handing %d Services to the speaker: %w", len(svcs), err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// announceFailed reports, once per distinct reason, that a Service cannot be announced.
+func (w *Watcher) announceFailed(svc *corev1.Service, key speaker.ServiceKey, err error) {
+	w.mu.Lock()
+	repeated := w.failed[key] == err.Error()
+	w.failed[key] = err.Error()
+	w.mu.Unlock()
+	if repeated {
+		return
+	}
+	w.log.Info("cannot announce Service", "service", key.String(), "reason", err.Error())
+	w.events.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAnnounceFailed, "Announce",
+		"Node %q cannot announce the Service: %s", w.opts.NodeName, err.Error())
+}
+
+func (w *Watcher) clearFailure(key speaker.ServiceKey) {
+	w.mu.Lock()
+	delete(w.failed, key)
+	w.mu.Unlock()
+}
+
+// forgetFailures drops the remembered failures of Services no longer announced.
+func (w *Watcher) forgetFailures(seen map[speaker.ServiceKey]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key := range w.failed {
+		if !seen[key] {
+			delete(w.failed, key)
+		}
+	}
+}
+
+// setupEndpoints watches EndpointSlices; each change re-reads the endpoints of its Service.
+func (w *Watcher) setupEndpoints(mgr manager.Manager) error {
+	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		name := obj.GetLabels()[labelServiceName]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	})
+	return builder.ControllerManagedBy(mgr).Named("speaker-endpoints").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: &w.opts.SkipNameValidation}).
+		Watches(&discoveryv1.EndpointSlice{}, toService).
+		Complete(reconcile.Func(w.reconcileEndpoints))
+}
+
+func (w *Watcher) reconcileEndpoints(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := w.client.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels{labelServiceName: req.Name}); err != nil {
+		return reconcile.Result{}, err
+	}
+	var eps []speaker.Endpoint // nil forgets the Service's endpoints
+	if len(list.Items) > 0 {
+		eps = endpointsFromSlices(list.Items)
+	}
+	key := speaker.ServiceKey{Namespace: req.Namespace, Name: req.Name}
+	if err := w.an.SetEndpoints(key, eps); err != nil {
+		return reconcile.Result{}, fmt.Errorf("handing the endpoints of %s to the speaker: %w", key, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// setupNodes watches Nodes: their labels decide which L2Advertisements select them.
+func (w *Watcher) setupNodes(mgr manager.Manager) error {
+	return builder.ControllerManagedBy(mgr).Named("speaker-nodes").WithOptions(w.controllerOptions()).
+		Watches(&corev1.Node{}, to(nodesRequest)).
+		Complete(reconcile.Func(w.reconcileNodes))
+}
+
+func (w *Watcher) reconcileNodes(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	var list corev1.NodeList
+	if err := w.client.List(ctx, &list); err != nil {
+		return reconcile.Result{}, err
+	}
+	nodes := make([]speaker.Node, 0, len(list.Items))
+	for i := range list.Items {
+		if n := &list.Items[i]; nodeEligible(n) {
+			nodes = append(nodes, speaker.Node{Name: n.Name, Labels: n.Labels})
+		}
+	}
+	if err := w.an.SetNodes(nodes); err != nil {
+		return reconcile.Result{}, fmt.Errorf("handing %d nodes to the speaker: %w", len(nodes), err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// setupSecret watches the heartbeat Secret (the cache holds no other Secret).
+func (w *Watcher) setupSecret(mgr manager.Manager) error {
+	return builder.ControllerManagedBy(mgr).Named("speaker-heartbeat-secret").WithOptions(w.controllerOptions()).
+		Watches(&corev1.Secret{}, &handler.EnqueueRequestForObject{}).
+		Complete(reconcile.Func(w.reconcileSecret))
+}
+
+func (w *Watcher) reconcileSecret(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if req.Namespace != w.opts.Namespace || req.Name != w.opts.HeartbeatSecret {
+		return reconcile.Result{}, nil
+	}
+	var secret corev1.Secret
+	if err := w.client.Get(ctx, req.NamespacedName, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Keep the key in use: peers that still run with it keep hearing us.
+			w.log.Info("heartbeat Secret deleted; keeping the key in use", "secret", req.String())
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	key, err := HeartbeatKey(&secret)
+	if err != nil {
+		w.log.Error(err, "heartbeat Secret unusable; keeping the key in use")
+		return reconcile.Result{}, nil
+	}
+	if bytes.Equal(key, w.opts.HeartbeatKey) {
+		return reconcile.Result{}, nil
+	}
+	w.mu.Lock()
+	first := !w.keyChanged
+	w.keyChanged = true
+	w.mu.Unlock()
+	if first && w.opts.OnHeartbeatKeyChange != nil {
+		w.log.Info("heartbeat key changed; the speaker restarts to use it", "secret", req.String())
+		w.opts.OnHeartbeatKeyChange()
+	}
+	return reconcile.Result{}, nil
+}
