@@ -142,10 +142,10 @@ func (f *fsm) received(hdr bgp.BGPHeader, body []byte, readErr error) {
 		f.close(fmt.Errorf("reading from peer: %w", readErr))
 		return
 	}
-	msg, err := decodeBody(hdr, body)
-	if err != nil {
+	msg, fault := decodeBody(hdr, body)
+	if fault != nil {
 		f.stats.Malformed++
-		f.fail(err.(*notification))
+		f.fail(fault)
 		return
 	}
 	f.stats.In.add(hdr.Type)
@@ -158,9 +158,9 @@ func (f *fsm) received(hdr bgp.BGPHeader, body []byte, readErr error) {
 			f.unexpected("OPEN")
 			return
 		}
-		neg, err := checkOpen(m, f.open, f.peer)
-		if err != nil {
-			f.fail(err.(*notification))
+		neg, fault := checkOpen(m, f.open, f.peer)
+		if fault != nil {
+			f.fail(fault)
 			return
 		}
 		f.neg = neg

@@ -74,7 +74,7 @@ func (p openParams) message() *bgp.BGPMessage {
 
 // checkOpen validates the peer's OPEN against this side's parameters and the peer's
 // configuration (RFC 4271 §6.2) and returns what was agreed.
-func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, error) {
+func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, *notification) {
 	var n negotiated
 	if o.Version != 4 {
 		return n, &notification{code: bgp.BGP_ERROR_OPEN_MESSAGE_ERROR,
@@ -110,7 +110,7 @@ func checkOpen(o *bgp.BGPOpen, mine openParams, peer *config.Peer) (negotiated, 
 	}
 	n.ipv4, n.ipv6 = mine.ipv4 && peerV4, mine.ipv6 && peerV6
 
-	badAS := func(why string) error {
+	badAS := func(why string) *notification {
 		return &notification{code: bgp.BGP_ERROR_OPEN_MESSAGE_ERROR, subcode: bgp.BGP_ERROR_SUB_BAD_PEER_AS,
 			data: binary.BigEndian.AppendUint16(nil, o.MyAS), reason: why}
 	}

@@ -185,7 +185,7 @@ func (p *Policy) rebuild() map[string]Diff {
 	clear(p.byPool)
 	tables := map[string]*peerTable{}
 	for _, peer := range p.peers {
-		if !anySelectorMatches(peer.NodeSelectors, p.nodeLabels) {
+		if !PeerAppliesToNode(peer, p.nodeLabels) {
 			continue
 		}
 		t := &peerTable{name: peer.Name, entries: map[netip.Prefix]*tableEntry{}}
@@ -242,6 +242,12 @@ func (p *Policy) rebuild() map[string]Diff {
 		diffs[name] = d
 	}
 	return diffs
+}
+
+// PeerAppliesToNode reports whether a node with the given labels peers with p: when p has no
+// nodeSelectors, or one of them matches. The speaker runs Sessions only for such peers.
+func PeerAppliesToNode(p *config.Peer, nodeLabels map[string]string) bool {
+	return anySelectorMatches(p.NodeSelectors, labels.Set(nodeLabels))
 }
 
 func anySelectorMatches(selectors []labels.Selector, set labels.Set) bool {

@@ -211,3 +211,24 @@ func BenchmarkPolicyOneServiceChange(b *testing.B) {
 		}
 	}
 }
+
+func TestPeerAppliesToNode(t *testing.T) {
+	peer := &config.Peer{Name: "r", NodeSelectors: []labels.Selector{selector(t, "rack=r1"), selector(t, "role in (edge,border)")}}
+	tests := []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{"rack": "r1"}, true},
+		{map[string]string{"role": "border"}, true},
+		{map[string]string{"rack": "r2", "role": "worker"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := PeerAppliesToNode(peer, tt.labels); got != tt.want {
+			t.Errorf("labels %v: got %v, want %v", tt.labels, got, tt.want)
+		}
+	}
+	if !PeerAppliesToNode(&config.Peer{Name: "all"}, nil) {
+		t.Error("a peer without nodeSelectors must apply to every node")
+	}
+}

@@ -91,15 +91,15 @@ func checkHeader(h []byte) error {
 // decodeBody decodes a framed message with gobgp's codec. A decode fault comes back as a
 // *notification; recoverable UPDATE faults (RFC 7606 treat-as-withdraw and attribute-discard)
 // are not errors here, because Switchyard ignores received routes anyway.
-func decodeBody(hdr bgp.BGPHeader, body []byte) (msg *bgp.BGPMessage, err error) {
+func decodeBody(hdr bgp.BGPHeader, body []byte) (msg *bgp.BGPMessage, fault *notification) {
 	defer func() {
 		// The codec is third-party code fed by a remote peer. Should it ever panic on some
 		// input, that input is a malformed message, not a reason to take the speaker down.
 		if r := recover(); r != nil {
-			msg, err = nil, &notification{code: errorCodeForType(hdr.Type), reason: fmt.Sprintf("codec panic: %v", r)}
+			msg, fault = nil, &notification{code: errorCodeForType(hdr.Type), reason: fmt.Sprintf("codec panic: %v", r)}
 		}
 	}()
-	msg, err = bgp.ParseBGPBody(&hdr, body)
+	msg, err := bgp.ParseBGPBody(&hdr, body)
 	if err == nil {
 		return msg, nil
 	}
