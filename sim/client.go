@@ -594,3 +594,45 @@ func (l *probeLoop) fire() {
 	}
 	l.timer = c.sh.host.Clock().AfterFunc(p.Interval, l.fire)
 }
+
+// Outage is a span of consecutive failed attempts.
+type Outage struct {
+	// From is the start of the first failed attempt.
+	From time.Duration
+	// To is the start of the next successful attempt, or the end of the last failed one when
+	// none succeeded after it.
+	To time.Duration
+	// Failed counts the failed attempts in the span.
+	Failed int
+}
+
+// Duration is the length of the outage.
+func (o Outage) Duration() time.Duration { return o.To - o.From }
+
+// Outages returns the outages in attempts (typically one client's attempts of one probe), taking
+// attempts in the order they started. An attempt fails unless its outcome is OutcomeOK.
+func Outages(attempts []Attempt) []Outage {
+	sorted := slices.Clone(attempts)
+	slices.SortStableFunc(sorted, func(a, b Attempt) int { return int(a.Start - b.Start) })
+	var out []Outage
+	var cur *Outage
+	for _, a := range sorted {
+		if a.Outcome == OutcomeOK {
+			if cur != nil {
+				cur.To = a.Start
+				out = append(out, *cur)
+				cur = nil
+			}
+			continue
+		}
+		if cur == nil {
+			cur = &Outage{From: a.Start}
+		}
+		cur.Failed++
+		cur.To = max(cur.To, a.End)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}

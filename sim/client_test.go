@@ -3,7 +3,9 @@ package sim
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -60,4 +62,29 @@ func FuzzParseAnswer(f *testing.F) {
 		}
 		parseAnswer(frame)
 	})
+}
+
+func TestOutages(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	at := func(start, end int, o Outcome) Attempt { return Attempt{Start: ms(start), End: ms(end), Outcome: o} }
+	tests := []struct {
+		name     string
+		attempts []Attempt
+		want     []Outage
+	}{
+		{"none", []Attempt{at(0, 1, OutcomeOK), at(100, 101, OutcomeOK)}, nil},
+		{"one outage, finished out of order", []Attempt{
+			at(0, 1, OutcomeOK), at(200, 201, OutcomeOK), at(100, 400, OutcomeTimeout), at(300, 301, OutcomeOK)},
+			[]Outage{{From: ms(100), To: ms(200), Failed: 1}}},
+		{"two outages, the last unresolved", []Attempt{
+			at(0, 300, OutcomeTimeout), at(100, 400, OutcomeRefused), at(200, 201, OutcomeOK), at(300, 600, OutcomeTimeout)},
+			[]Outage{{From: 0, To: ms(200), Failed: 2}, {From: ms(300), To: ms(600), Failed: 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Outages(tt.attempts); !slices.Equal(got, tt.want) {
+				t.Errorf("Outages = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

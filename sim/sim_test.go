@@ -215,6 +215,10 @@ func TestFailoverIsDeterministic(t *testing.T) {
 			t.Errorf("attempt at %v served by %q after takeover, want node-b", at.Start, at.Node)
 		}
 	}
+	outages := Outages(first.attempts)
+	if want := (Outage{From: time.Second, To: 1300 * time.Millisecond, Failed: 3}); len(outages) == 0 || outages[0] != want {
+		t.Errorf("first outage = %+v, want %+v (crash at 1 s, takeover at 1.3 s)", outages, want)
+	}
 	firstB := -1
 	for i, at := range first.attempts {
 		if at.Node == "node-b" {

@@ -51,6 +51,13 @@ type flowKey struct {
 	srcPort, dstPort uint16
 }
 
+// flowState is what the forwarder remembers of a 5-tuple's last packet.
+type flowState struct {
+	hop netip.Addr
+	// syn is true when the packet was a TCP SYN without ACK (a connection attempt).
+	syn bool
+}
+
 type forwarder struct {
 	h *host.Host
 	r *Router
@@ -58,14 +65,14 @@ type forwarder struct {
 	removeTaps []func()
 
 	mu sync.Mutex
-	// flowHop is the next hop each flow was last sent to; flows counts flows per next hop.
-	flowHop map[flowKey]netip.Addr
+	// flowHop is the next hop each 5-tuple was last sent to; flows counts flows per next hop.
+	flowHop map[flowKey]flowState
 	flows   map[netip.Addr]int
 	counts  ForwardStats
 }
 
 func newForwarder(h *host.Host, r *Router) (*forwarder, error) {
-	f := &forwarder{h: h, r: r, flowHop: make(map[flowKey]netip.Addr), flows: make(map[netip.Addr]int)}
+	f := &forwarder{h: h, r: r, flowHop: make(map[flowKey]flowState), flows: make(map[netip.Addr]int)}
 	s := h.Stack()
 	if terr := s.CreateNIC(discardNIC, &discardEndpoint{}); terr != nil {
 		return nil, fmt.Errorf("bgprouter: discard interface: %s", terr)
@@ -196,8 +203,12 @@ func (f *forwarder) receive(nic *host.NIC, frame []byte) {
 	}
 	f.mu.Lock()
 	f.counts.Forwarded++
-	if prev, seen := f.flowHop[pkt.key]; !seen || prev != nh {
-		f.flowHop[pkt.key] = nh
+	prev, seen := f.flowHop[pkt.key]
+	// A flow starts with its first packet, or with a SYN after other packets of the same
+	// 5-tuple (a client reusing a source port); a retransmitted SYN starts nothing new.
+	newFlow := !seen || prev.hop != nh || (pkt.syn && !prev.syn)
+	f.flowHop[pkt.key] = flowState{hop: nh, syn: pkt.syn}
+	if newFlow {
 		f.flows[nh]++
 	}
 	f.mu.Unlock()
@@ -228,6 +239,8 @@ func (f *forwarder) resolve(nh netip.Addr) (*host.NIC, []byte, bool) {
 type packetInfo struct {
 	key flowKey
 	ttl uint8
+	// syn is true for a TCP SYN without ACK.
+	syn bool
 }
 
 // parseFlow reads an IPv4 or IPv6 packet's 5-tuple (ports are 0 for protocols without them
@@ -268,6 +281,10 @@ func parseFlow(frame []byte) (packetInfo, bool) {
 			pi.key.srcPort = binary.BigEndian.Uint16(transport[0:2])
 			pi.key.dstPort = binary.BigEndian.Uint16(transport[2:4])
 		}
+	}
+	if pi.key.proto == uint8(header.TCPProtocolNumber) && len(transport) >= header.TCPMinimumSize {
+		flags := header.TCP(transport).Flags()
+		pi.syn = flags&header.TCPFlagSyn != 0 && flags&header.TCPFlagAck == 0
 	}
 	return pi, true
 }

@@ -123,11 +123,10 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	var has4, has6 bool
+	var has6 bool
 	for _, ifc := range ifaces {
 		for _, p := range ifc.Addrs {
 			if p.Addr().Is4() {
-				has4 = true
 				if !cfg.RouterID.IsValid() {
 					cfg.RouterID = p.Addr()
 				}
@@ -157,21 +156,19 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, family := range []struct {
-		on   bool
-		addr netip.Addr
-	}{{has4, netip.IPv4Unspecified()}, {has6, netip.IPv6Unspecified()}} {
-		if !family.on {
-			continue
-		}
-		l, err := node.ListenTCP(netip.AddrPortFrom(family.addr, 179), netio.TCPOptions{})
-		if err != nil {
-			r.Stop()
-			return nil, fmt.Errorf("bgprouter: %w", err)
-		}
-		r.listeners = append(r.listeners, l)
-		go r.accept(l)
+	// gVisor's IPv6 listener is dual-stack (IPv4 peers arrive as mapped addresses), so one
+	// listener serves both families when the router has IPv6.
+	wildcard := netip.IPv4Unspecified()
+	if has6 {
+		wildcard = netip.IPv6Unspecified()
 	}
+	l, err := node.ListenTCP(netip.AddrPortFrom(wildcard, 179), netio.TCPOptions{})
+	if err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("bgprouter: %w", err)
+	}
+	r.listeners = append(r.listeners, l)
+	go r.accept(l)
 	return r, nil
 }
 

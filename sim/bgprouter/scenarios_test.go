@@ -1,0 +1,283 @@
+package bgprouter
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// The BGP scenarios of the "BGP mode" issue, run on the simulator in virtual time. Each sets up
+// the rack of rackTopology: three nodes peering (eBGP, AS 64500 → 64512) with the router "tor",
+// and a client on the far side of the router that opens TCP connections to the VIP.
+
+var (
+	host4 = netip.PrefixFrom(vip4, 32)
+	host6 = netip.PrefixFrom(vip6, 128)
+	all3  = addrs("10.10.0.11", "10.10.0.12", "10.10.0.13")
+)
+
+// bgp-ecmp: three nodes announce the VIP, the router has three next hops, and the client's
+// flows reach all three nodes.
+func TestScenarioECMP(t *testing.T) {
+	l := newLab(t, 1, nil)
+	l.setService([]netip.Addr{vip4}, false, nodeNames...)
+	l.net.RunFor(time.Second)
+	if got := l.router.Established(); !slices.Equal(got, all3) {
+		t.Fatalf("established neighbours %v, want %v", got, all3)
+	}
+	if got := l.hops(vip4); !slices.Equal(got, all3) {
+		t.Fatalf("next hops of %s: %v, want %v", host4, got, all3)
+	}
+	l.probe(vip4, 50*time.Millisecond)
+	l.net.RunFor(5 * time.Second)
+	served := l.servedBy(vip4, time.Second, 6*time.Second)
+	for _, n := range nodeNames {
+		if served[n] < 10 {
+			t.Errorf("node %s served %d of the client's connections, want at least 10 (all: %v)", n, served[n], served)
+		}
+	}
+	if f := l.failedAttempts(vip4, time.Second, 5500*time.Millisecond); f != 0 {
+		t.Errorf("%d client connections failed, want 0", f)
+	}
+	flows := l.router.Flows()
+	total := 0
+	for _, nh := range all3 {
+		total += flows[nh]
+	}
+	if total != len(l.net.Served()) || len(flows) != 3 {
+		t.Errorf("router flow counts %v (sum %d), want 3 next hops summing to the %d connections served", flows, total, len(l.net.Served()))
+	}
+	for i, n := range nodeNames {
+		if flows[nodeAddr(i)] != served[n] {
+			t.Errorf("router sent %d flows to %s, node %s served %d", flows[nodeAddr(i)], nodeAddr(i), n, served[n])
+		}
+	}
+}
+
+// bgp-node-failure with BFD 100 ms × 3: the router drops the crashed node's next hop within
+// 350 ms of the crash; flows go to the two remaining nodes.
+func TestScenarioNodeFailureBFD(t *testing.T) {
+	l := newLab(t, 1, fastBFD)
+	l.setService([]netip.Addr{vip4}, false, nodeNames...)
+	l.net.RunFor(3 * time.Second)
+	if got := l.hops(vip4); !slices.Equal(got, all3) {
+		t.Fatalf("next hops before the crash: %v, want %v", got, all3)
+	}
+	for _, ev := range l.router.Events() {
+		if ev.Kind == EventBFDDown {
+			t.Fatalf("BFD went down before the crash: %+v", ev)
+		}
+	}
+	if n := countEvents(l.router.Events(), EventBFDUp); n != 3 {
+		t.Fatalf("%d BFD sessions came up, want 3", n)
+	}
+	crashAt := l.net.Elapsed()
+	l.crash("node-2")
+	l.probe(vip4, 50*time.Millisecond)
+	l.net.RunFor(3 * time.Second)
+	remaining := addrs("10.10.0.11", "10.10.0.13")
+	at, ok := l.changeAfter(host4, crashAt, remaining)
+	if !ok {
+		t.Fatalf("the router never dropped node-2's next hop; history %v", l.router.History())
+	}
+	if d := at - crashAt; d > 350*time.Millisecond || d < 200*time.Millisecond {
+		t.Errorf("next hop removed %v after the crash, want within (200ms, 350ms]", d)
+	}
+	if got := l.hops(vip4); !slices.Equal(got, remaining) {
+		t.Errorf("next hops after the crash: %v, want %v", got, remaining)
+	}
+	if ev := lastEvent(l.router.Events(), EventBFDDown); ev.Peer != nodeAddr(1) {
+		t.Errorf("BFD down event for %v, want %v", ev.Peer, nodeAddr(1))
+	}
+	served := l.servedBy(vip4, crashAt+time.Second, l.net.Elapsed())
+	if served["node-2"] != 0 || served["node-1"] == 0 || served["node-3"] == 0 {
+		t.Errorf("connections served after the failover %v, want node-1 and node-3 only", served)
+	}
+	if f := l.failedAttempts(vip4, crashAt+400*time.Millisecond, l.net.Elapsed()-time.Second); f != 0 {
+		t.Errorf("%d connections failed after the route was withdrawn, want 0", f)
+	}
+}
+
+// bgp-node-failure without BFD: the router notices only when the 9 s hold timer expires,
+// which is between 6 s and 9 s after the crash (the last keepalive came up to 3 s before it).
+func TestScenarioNodeFailureHoldTime(t *testing.T) {
+	l := newLab(t, 1, nil)
+	l.setService([]netip.Addr{vip4}, false, nodeNames...)
+	l.net.RunFor(3500 * time.Millisecond)
+	crashAt := l.net.Elapsed()
+	l.crash("node-2")
+	l.net.RunFor(6 * time.Second)
+	if got := l.hops(vip4); !slices.Equal(got, all3) {
+		t.Fatalf("next hops 6s after the crash: %v, want all three still (hold time 9s)", got)
+	}
+	l.net.RunFor(4 * time.Second)
+	remaining := addrs("10.10.0.11", "10.10.0.13")
+	at, ok := l.changeAfter(host4, crashAt, remaining)
+	if !ok {
+		t.Fatalf("the router never dropped node-2's next hop; history %v", l.router.History())
+	}
+	if d := at - crashAt; d <= 6*time.Second || d > 9*time.Second {
+		t.Errorf("next hop removed %v after the crash, want within (6s, 9s]", d)
+	}
+	if ev := lastEvent(l.router.Events(), EventDown); ev.Peer != nodeAddr(1) || ev.Reason != "hold timer expired" {
+		t.Errorf("last down event %+v, want node-2's hold timer", ev)
+	}
+}
+
+// bgp-etp-local: with externalTrafficPolicy Local only the node with the endpoint announces;
+// when the endpoint moves, the route moves with it.
+func TestScenarioETPLocal(t *testing.T) {
+	l := newLab(t, 1, nil)
+	l.setService([]netip.Addr{vip4}, true, "node-1")
+	l.net.RunFor(time.Second)
+	if got, want := l.hops(vip4), addrs("10.10.0.11"); !slices.Equal(got, want) {
+		t.Fatalf("next hops with the endpoint on node-1: %v, want %v", got, want)
+	}
+	l.probe(vip4, 100*time.Millisecond)
+	l.net.RunFor(2 * time.Second)
+	moveAt := l.net.Elapsed()
+	l.setService([]netip.Addr{vip4}, true, "node-3")
+	l.net.RunFor(2 * time.Second)
+	if got, want := l.hops(vip4), addrs("10.10.0.13"); !slices.Equal(got, want) {
+		t.Fatalf("next hops after the endpoint moved to node-3: %v, want %v", got, want)
+	}
+	// At once: one link crossing (20 µs each way) for the UPDATE.
+	if at, ok := l.changeAfter(host4, moveAt, addrs("10.10.0.13")); !ok || at-moveAt > time.Millisecond {
+		t.Errorf("route moved at %v (found %v), want within 1ms of %v", at, ok, moveAt)
+	}
+	before := l.servedBy(vip4, 0, moveAt)
+	after := l.servedBy(vip4, moveAt+100*time.Millisecond, l.net.Elapsed())
+	if !maps.Equal(before, map[string]int{"node-1": before["node-1"]}) || before["node-1"] == 0 {
+		t.Errorf("served before the move %v, want node-1 only", before)
+	}
+	if !maps.Equal(after, map[string]int{"node-3": after["node-3"]}) || after["node-3"] == 0 {
+		t.Errorf("served after the move %v, want node-3 only", after)
+	}
+}
+
+// bgp-dual-stack: an IPv4 and an IPv6 VIP over one multiprotocol session per node; both have
+// three next hops of their own family and carry the client's flows.
+func TestScenarioDualStack(t *testing.T) {
+	l := newLab(t, 1, nil)
+	l.setService([]netip.Addr{vip4, vip6}, false, nodeNames...)
+	l.net.RunFor(time.Second)
+	if got := l.hops(vip4); !slices.Equal(got, all3) {
+		t.Fatalf("next hops of %s: %v, want %v", host4, got, all3)
+	}
+	want6 := addrs("fd00:10::11", "fd00:10::12", "fd00:10::13")
+	if got := l.hops(vip6); !slices.Equal(got, want6) {
+		t.Fatalf("next hops of %s: %v, want %v", host6, got, want6)
+	}
+	l.probe(vip4, 100*time.Millisecond)
+	l.probe(vip6, 100*time.Millisecond)
+	l.net.RunFor(4 * time.Second)
+	for _, vip := range []netip.Addr{vip4, vip6} {
+		served := l.servedBy(vip, 0, l.net.Elapsed())
+		if len(served) != 3 {
+			t.Errorf("%s served by %v, want all three nodes", vip, served)
+		}
+		// The first attempt may wait for the router to resolve the node's MAC.
+		if f := l.failedAttempts(vip, 1500*time.Millisecond, l.net.Elapsed()-time.Second); f != 0 {
+			t.Errorf("%d connections to %s failed, want 0", f, vip)
+		}
+	}
+}
+
+// bgp-peer-restart: the router crashes and boots again; every node's session comes back and
+// every route is announced again. With BFD the nodes notice the dead router at once.
+func TestScenarioPeerRestart(t *testing.T) {
+	for _, withBFD := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bfd=%v", withBFD), func(t *testing.T) {
+			profile := fastBFD
+			if !withBFD {
+				profile = nil
+			}
+			l := newLab(t, 1, profile)
+			l.setService([]netip.Addr{vip4, vip6}, false, nodeNames...)
+			l.net.RunFor(2 * time.Second)
+			if got := l.router.Established(); len(got) != 3 {
+				t.Fatalf("established before the restart: %v", got)
+			}
+			if err := l.net.PowerOff("tor"); err != nil {
+				t.Fatal(err)
+			}
+			l.router.Stop()
+			l.net.RunFor(time.Second)
+			if err := l.net.PowerOn("tor"); err != nil {
+				t.Fatal(err)
+			}
+			bootAt := l.net.Elapsed()
+			l.startRouter()
+			// Without BFD a node learns of the restart from the RST its next keepalive draws
+			// (at most 3 s), then redials after its backoff (at most 1 s, jittered).
+			l.net.RunFor(6 * time.Second)
+			if got := l.router.Established(); !slices.Equal(got, all3) {
+				t.Fatalf("established after the restart: %v, want %v", got, all3)
+			}
+			if got := l.hops(vip4); !slices.Equal(got, all3) {
+				t.Errorf("next hops of %s after the restart: %v, want %v", vip4, got, all3)
+			}
+			if got := l.hops(vip6); len(got) != 3 {
+				t.Errorf("next hops of %s after the restart: %v, want three", vip6, got)
+			}
+			if withBFD {
+				// The nodes' BFD declared the router down 300 ms after it died and their
+				// sessions were already redialling when it came back: all up within 2 s.
+				for _, ev := range l.router.Events() {
+					if ev.Kind == EventEstablished && ev.At.Sub(l.net.Clock().Now().Add(-l.net.Elapsed())) > bootAt+2*time.Second {
+						t.Errorf("%v established %v after boot, want within 2s", ev.Peer, ev.At.Sub(l.net.Clock().Now().Add(-l.net.Elapsed()))-bootAt)
+					}
+				}
+			}
+			l.probe(vip4, 100*time.Millisecond)
+			l.net.RunFor(2 * time.Second)
+			if served := l.servedBy(vip4, bootAt+6*time.Second, l.net.Elapsed()); len(served) != 3 {
+				t.Errorf("after the restart %s served by %v, want all three nodes", vip4, served)
+			}
+		})
+	}
+}
+
+// Same seed, same run: the router's route history and flow placement are identical.
+func TestScenarioDeterministic(t *testing.T) {
+	run := func() string {
+		l := newLab(t, 7, fastBFD)
+		l.setService([]netip.Addr{vip4, vip6}, false, nodeNames...)
+		l.probe(vip4, 30*time.Millisecond)
+		l.net.RunFor(time.Second)
+		l.crash("node-3")
+		l.net.RunFor(time.Second)
+		start := l.net.Clock().Now().Add(-l.net.Elapsed())
+		s := ""
+		for _, c := range l.router.History() {
+			s += fmt.Sprintf("%v %v %v\n", c.At.Sub(start), c.Prefix, c.NextHops)
+		}
+		return s + fmt.Sprint(l.router.Flows(), l.net.Served())
+	}
+	a, b := run(), run()
+	if a != b {
+		t.Fatalf("two runs with one seed differ:\n%s\n---\n%s", a, b)
+	}
+}
+
+func countEvents(evs []Event, kind EventKind) int {
+	n := 0
+	for _, e := range evs {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func lastEvent(evs []Event, kind EventKind) Event {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Kind == kind {
+			return evs[i]
+		}
+	}
+	return Event{}
+}
