@@ -256,7 +256,7 @@ func TestAllocateRules(t *testing.T) {
 			},
 			svc:     mk("web", requestIPs("10.0.0.1"), requestPool("b")),
 			wantErr: ErrPoolMismatch,
-			wantMsg: `default/web: requests 10.0.0.1, which is in pool "a", and pool "b"`,
+			wantMsg: `default/web: requests 10.0.0.1, which is in pool "a", not in the requested pool "b"`,
 		},
 		{
 			name:    "requested pool does not exist",

@@ -9,6 +9,8 @@ import (
 
 // Finding free addresses for a Service that holds none.
 
+// allocateNew gives svc, which holds nothing, its requested addresses, or addresses from its
+// requested pool, or from the pools that serve it, in MetalLB's order.
 func (a *Allocator) allocateNew(svc *Service, kh keyHash, fams []Family) (uint32, error) {
 	k := svc.Key()
 	if len(svc.RequestedIPs) > 0 {
@@ -21,7 +23,7 @@ func (a *Allocator) allocateNew(svc *Service, kh keyHash, fams []Family) (uint32
 			return 0, err
 		}
 		if svc.RequestedPool != "" && a.pools[p].name() != svc.RequestedPool {
-			return 0, refuse(k, ErrPoolMismatch, fmt.Sprintf("requests %s, which is in pool %q, and pool %q", joinAddrs(ips), a.pools[p].name(), svc.RequestedPool))
+			return 0, refuse(k, ErrPoolMismatch, fmt.Sprintf("requests %s, which is in pool %q, not in the requested pool %q", joinAddrs(ips), a.pools[p].name(), svc.RequestedPool))
 		}
 		return a.claim(svc, kh, orderByFamily(ips, fams), p, fams[0]), nil
 	}
