@@ -70,7 +70,9 @@ func startGoBGP(t *testing.T, asn, peerASN uint32) (*server.BgpServer, int) {
 	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.2", PeerAsn: peerASN},
 		Transport: &api.Transport{PassiveMode: true},
-		AfiSafis:  afiSafis,
+		// Accept our reconnect 1 s after a reset instead of the default 30 s.
+		Timers:   &api.Timers{Config: &api.TimersConfig{IdleHoldTimeAfterReset: 1}},
+		AfiSafis: afiSafis,
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +208,14 @@ func TestInteropWithGoBGP(t *testing.T) {
 			eventually(t, router, api.Family_AFI_IP, tt.wantV4)
 			eventually(t, router, api.Family_AFI_IP6, tt.wantV6)
 
+			// The router resets the session: ours must come back by itself, with its routes.
+			if err := router.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: "127.0.0.2"}); err != nil {
+				t.Fatal(err)
+			}
+			waitForReal(t, 20*time.Second, func() bool { return sess.Stats().Ups == 2 })
+			eventually(t, router, api.Family_AFI_IP, tt.wantV4)
+			eventually(t, router, api.Family_AFI_IP6, tt.wantV6)
+
 			sess.Update(Diff{Withdraw: []netip.Prefix{netip.MustParsePrefix("198.51.100.8/29"), netip.MustParsePrefix("2001:db8:1::1/128")}})
 			eventually(t, router, api.Family_AFI_IP, tt.wantV4[:1])
 			eventually(t, router, api.Family_AFI_IP6, nil)
@@ -216,9 +226,20 @@ func TestInteropWithGoBGP(t *testing.T) {
 			}
 			done <- nil
 			eventually(t, router, api.Family_AFI_IP, nil)
-			if st := sess.Stats(); st.Ups != 1 || st.Downs != 1 || st.Malformed != 0 || st.NotificationsSent != 1 {
+			if st := sess.Stats(); st.Ups != 2 || st.Downs != 2 || st.Malformed != 0 || st.NotificationsSent != 1 || st.NotificationsReceived != 1 {
 				t.Errorf("stats: %+v", st)
 			}
 		})
+	}
+}
+
+func waitForReal(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached within %v", limit)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
