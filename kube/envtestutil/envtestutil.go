@@ -13,15 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/switchyard-lb/switchyard/api/v1beta1"
-	"github.com/switchyard-lb/switchyard/api/v1beta2"
+	"github.com/switchyard-lb/switchyard/kube/kubeconv"
 )
 
 // ErrNoAssets reports that the envtest binaries are not available. Tests skip on it (or fail
@@ -50,16 +49,8 @@ func AssetsDir() (string, error) {
 	return dir, nil
 }
 
-// Scheme returns a scheme with the Kubernetes built-in kinds and every metallb.io kind.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
-		if err := add(s); err != nil {
-			panic(err) // the built-in types always register
-		}
-	}
-	return s
-}
+// Scheme returns the scheme of every kind the tests use (kubeconv.Scheme).
+func Scheme() *k8sruntime.Scheme { return kubeconv.Scheme() }
 
 // Environment is a running API server with the metallb.io CRDs installed.
 type Environment struct {
@@ -83,6 +74,9 @@ func Start() (*Environment, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "deploy", "crds")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
+		// Two shared cores and other test packages starting their own servers: the default
+		// 20 s is not always enough for kube-apiserver to become ready.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	// The default Service CIDR (a /24) runs out of cluster IPs before the scale tests end.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")

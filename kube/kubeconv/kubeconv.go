@@ -8,12 +8,25 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/switchyard-lb/switchyard/api/v1beta1"
 	"github.com/switchyard-lb/switchyard/api/v1beta2"
 	"github.com/switchyard-lb/switchyard/core/config"
 )
+
+// Scheme returns a scheme with the Kubernetes built-in kinds and every metallb.io kind.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1beta1.AddToScheme, v1beta2.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err) // registering compiled-in types cannot fail
+		}
+	}
+	return s
+}
 
 // ConfigLists returns an empty list object of every metallb.io kind the configuration is
 // built from, in the order ReadObjects lists them. BGPPeers are read in their storage version,

@@ -11,9 +11,9 @@ import (
 )
 
 // HeartbeatKeyField is the key of the heartbeat Secret's data that holds the heartbeat key.
-// It is the key of MetalLB's memberlist Secret, so a cluster's existing "memberlist" Secret
-// serves unchanged.
-const HeartbeatKeyField = "secretkey"
+// The controller generates the key under this name when the Secret has none (it must stay
+// equal to kube/controller.HeartbeatKeyField; a test checks that).
+const HeartbeatKeyField = "key"
 
 // MinHeartbeatKeyLen is the shortest key accepted: heartbeats are authenticated with
 // HMAC-SHA256, and a key shorter than 16 bytes is guessable.
