@@ -226,16 +226,7 @@ func (b *batch) compareKeys(x, y batchKey) int {
 	if c := cmp.Compare(x.ns, y.ns); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(x.prefix[0], y.prefix[0]); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(x.prefix[1], y.prefix[1]); c != 0 {
-		return c
-	}
-	if c := strings.Compare(b.svcs[x.idx].Name, b.svcs[y.idx].Name); c != 0 {
-		return c
-	}
-	return cmp.Compare(x.idx, y.idx)
+	return b.compareNames(x, y)
 }
 
 // newBatch collects the Services of svcs that include accepts, sorted by namespace/name when
@@ -262,9 +253,45 @@ func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batc
 		b.keys[i].ns = ranks[svcs[b.keys[i].idx].Namespace]
 	}
 	if sortByKey {
-		slices.SortFunc(b.keys, b.compareKeys)
+		b.sortByKey(len(ranks))
 	}
 	return b
+}
+
+// sortByKey sorts keys by namespace/name: a counting sort groups them by namespace rank,
+// then each namespace's keys are sorted by name, so no comparison looks at the namespace.
+func (b *batch) sortByKey(namespaces int) {
+	start := make([]int, namespaces+1)
+	for _, k := range b.keys {
+		start[k.ns+1]++
+	}
+	for i := 1; i <= namespaces; i++ {
+		start[i] += start[i-1]
+	}
+	grouped := make([]batchKey, len(b.keys))
+	next := slices.Clone(start[:namespaces])
+	for _, k := range b.keys {
+		grouped[next[k.ns]] = k
+		next[k.ns]++
+	}
+	for ns := range namespaces {
+		slices.SortFunc(grouped[start[ns]:start[ns+1]], b.compareNames)
+	}
+	b.keys = grouped
+}
+
+// compareNames orders keys of one namespace by name, then by position in the input.
+func (b *batch) compareNames(x, y batchKey) int {
+	if x.prefix != y.prefix {
+		if x.prefix[0] != y.prefix[0] {
+			return cmp.Compare(x.prefix[0], y.prefix[0])
+		}
+		return cmp.Compare(x.prefix[1], y.prefix[1])
+	}
+	if c := strings.Compare(b.svcs[x.idx].Name, b.svcs[y.idx].Name); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.idx, y.idx)
 }
 
 // service returns the Service at position pos.
