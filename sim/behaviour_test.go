@@ -180,6 +180,11 @@ func TestProbesAcrossGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var all bytes.Buffer
+	capture, err := n.CaptureNetwork(&all)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, _ := n.Client("client")
 	steps := []func() error{
 		func() error { return c.Ping(netip.MustParseAddr("10.1.0.10"), time.Second, nil) },
@@ -206,6 +211,14 @@ func TestProbesAcrossGateway(t *testing.T) {
 		if g.Kind != kind || g.Outcome != OutcomeOK || g.MAC != "02:00:00:00:00:01" || g.Node != wantNode {
 			t.Errorf("attempt %d = %+v, want %s ok from the gateway's MAC, node %q", i, g, kind, wantNode)
 		}
+	}
+	if err := n.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Each routed exchange crosses both segments, so the network capture holds every frame of
+	// the client's interface capture and more.
+	if frames := len(summarize(t, all.Bytes())); uint64(frames) != capture.Frames() || frames < 16 {
+		t.Errorf("network capture holds %d frames (counted %d), want at least 16", frames, capture.Frames())
 	}
 	served := n.Served()
 	if len(served) != 2 || served[0].Remote.Addr().String() != "10.0.0.100" || served[1].Local.String() != "[fd01::10]:80" {

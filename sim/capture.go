@@ -81,6 +81,30 @@ func (n *Network) CaptureSegment(segment string, w io.Writer) (*Capture, error) 
 	return c, nil
 }
 
+// CaptureNetwork records every frame entering any switch, with one interface per port of
+// every segment.
+func (n *Network) CaptureNetwork(w io.Writer) (*Capture, error) {
+	var ports []*l2switch.Port
+	for _, sw := range n.switches {
+		ports = append(ports, sw.Ports()...)
+	}
+	if len(ports) == 0 {
+		return nil, fmt.Errorf("sim: capture of the network: it has no ports")
+	}
+	c, err := newCapture(n, w, ports)
+	if err != nil {
+		return nil, err
+	}
+	for _, sw := range n.switches {
+		sw.AddTap(func(p *l2switch.Port, dir l2switch.Direction, frame []byte) {
+			if dir == l2switch.In {
+				c.write(p, dir, frame)
+			}
+		})
+	}
+	return c, nil
+}
+
 // CaptureInterface records both directions of one host interface's cable.
 func (n *Network) CaptureInterface(hostName, ifname string, w io.Writer) (*Capture, error) {
 	_, p, err := n.port(hostName, ifname)

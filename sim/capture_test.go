@@ -135,7 +135,7 @@ func summarize(t *testing.T, data []byte) []string {
 			}
 			out = append(out, "ARP "+op+" "+ip4(a.SourceProtAddress)+">"+ip4(a.DstProtAddress))
 		case p.Layer(layers.LayerTypeTCP) != nil:
-			ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			src, dst := p.NetworkLayer().NetworkFlow().Endpoints()
 			tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 			flags := ""
 			for _, f := range []struct {
@@ -146,10 +146,13 @@ func summarize(t *testing.T, data []byte) []string {
 					flags += " " + f.name
 				}
 			}
-			out = append(out, "TCP "+ip.SrcIP.String()+">"+ip.DstIP.String()+flags)
+			out = append(out, "TCP "+src.String()+">"+dst.String()+flags)
 		case p.Layer(layers.LayerTypeICMPv4) != nil:
 			ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 			out = append(out, "ICMPv4 "+ip.SrcIP.String()+">"+ip.DstIP.String())
+		case p.Layer(layers.LayerTypeICMPv6) != nil:
+			src, dst := p.NetworkLayer().NetworkFlow().Endpoints()
+			out = append(out, "ICMPv6 "+src.String()+">"+dst.String())
 		default:
 			out = append(out, "other")
 		}

@@ -35,4 +35,8 @@
 // map iteration order for anything observable), and never start goroutines that wait on real
 // time or that the driver cannot see parking (spinning, busy-polling). A goroutine that blocks on
 // a connection or a channel is fine: the driver waits for it to park.
+//
+// Run one simulation at a time per process. The driver waits while any goroutine of the process
+// is runnable, so a second simulation, or any busy goroutine (a parallel test), slows it down
+// and makes it count stalls (Network.Stalls).
 package sim
