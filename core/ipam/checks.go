@@ -95,6 +95,7 @@ func (a *Allocator) checkAddrs(self uint32, svc *Service, ips []netip.Addr) (int
 	return p, nil
 }
 
+// outsideDetail explains why ip belongs to no pool: it is in none, or avoidBuggyIPs excludes it.
 func (a *Allocator) outsideDetail(ip netip.Addr) string {
 	for _, p := range a.pools {
 		if p.cfg.AvoidBuggyIPs && isBuggy(familyOf(ip), u128From(ip)) {

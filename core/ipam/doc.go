@@ -24,6 +24,12 @@
 //     both from one pool when it can, else one address of the primary family, else one of the
 //     secondary family, and later adds the missing family from the same pool when room appears.
 //
+// How a controller drives it: at start, New with the configuration, then Restore with every
+// Service (their status addresses), then Allocate for each Service; Release when a Service is
+// deleted or stops being a LoadBalancer. On a configuration change, Plan shows what would
+// happen, SetConfig switches, and Allocate runs again for every Service. Stats feeds the
+// IPAddressPool status and metrics.
+//
 // Every refusal is an *AllocationError whose Kind is one of the Err* sentinels, so callers
 // test it with errors.Is and show its message to users unchanged.
 //

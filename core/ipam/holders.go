@@ -135,8 +135,8 @@ func (a *Allocator) unshare(key string, fa familyAddr) {
 	}
 }
 
-// claim records that svc holds ips (already checked) from pool p; fams orders them.
-// kh is the key's hash from find; svc must hold no record.
+// claim records that svc holds ips (already checked) from pool p. primary is the Service's
+// primary family, listed first; kh is the key's hash from find; svc must hold no record.
 func (a *Allocator) claim(svc *Service, kh keyHash, ips []netip.Addr, p int, primary Family) uint32 {
 	id := a.st.add(svc.Key(), kh)
 	flags := uint32(p)
