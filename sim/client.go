@@ -66,6 +66,8 @@ type Attempt struct {
 }
 
 // Client is a simulated client machine. All its probes run on the driver, without goroutines.
+// Probes leave through the stack's routes; Resolve and answer observation use the client's first
+// interface.
 type Client struct {
 	sh *simHost
 
