@@ -124,3 +124,51 @@ func TestStoreIndexAgainstMap(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrRangeCompaction makes most heap entries stale (addresses released, then claimed
+// again by request) and checks that the next release compacts the heap to the live entries.
+func TestAddrRangeCompaction(t *testing.T) {
+	first := u128From(netip.MustParseAddr("10.0.0.0"))
+	r := newAddrRange(IPv4, first, u128{lo: first.lo + 255}, false)
+	used := map[u128]bool{}
+	inUse := func(_ Family, x u128) bool { return used[x] }
+	at := func(i int) u128 { return u128{lo: first.lo + uint64(i)} }
+	for i := range 200 {
+		x, ok := r.lowestFree(inUse)
+		if !ok || x != at(i) {
+			t.Fatalf("allocation %d: %v %v", i, x.addr(IPv4), ok)
+		}
+		used[x] = true
+		r.take(x)
+	}
+	for i := range 200 {
+		delete(used, at(i))
+		r.put(at(i), inUse)
+	}
+	// Claim the upper 150 of the released addresses by request: their heap entries go stale.
+	for i := 50; i < 200; i++ {
+		used[at(i)] = true
+		r.take(at(i))
+	}
+	if len(r.released) != 200 || r.freeBelow != 50 {
+		t.Fatalf("before compaction: %d heap entries, %d free below the cursor", len(r.released), r.freeBelow)
+	}
+	used[at(10)] = true
+	r.take(at(10))
+	delete(used, at(10))
+	r.put(at(10), inUse) // 201 entries for 50 free addresses: compact
+	if len(r.released) != 50 || r.freeBelow != 50 {
+		t.Fatalf("after compaction: %d heap entries, %d free below the cursor", len(r.released), r.freeBelow)
+	}
+	for i := range 50 {
+		x, ok := r.lowestFree(inUse)
+		if !ok || x != at(i) {
+			t.Fatalf("after compaction, allocation %d: %v %v", i, x.addr(IPv4), ok)
+		}
+		used[x] = true
+		r.take(x)
+	}
+	if x, _ := r.lowestFree(inUse); x != at(200) {
+		t.Fatalf("then the cursor: %v", x.addr(IPv4))
+	}
+}
