@@ -271,16 +271,21 @@ func (s *Session) receive(b []byte, ttl int, e *effects) {
 	}
 
 	s.armDetect()
-	switch {
-	case p.Poll:
+	if p.Poll {
 		// Answer a Poll at once, whatever the transmit timer says (§6.8.7).
 		s.transmit(e, true)
+	}
+	switch {
 	case !s.transmitting:
 		// A passive session starts sending once it has heard from the peer.
 		s.transmitting = true
 		s.transmit(e, false)
 		s.armTx()
-	case oldRemoteMinRx == 0 && s.remoteMinRx > 0:
+	case s.remoteMinRx < oldRemoteMinRx || (oldRemoteMinRx == 0 && s.remoteMinRx > 0):
+		// The peer accepts packets faster than before (typically it left its slow rate on
+		// coming Up, as FRR does), or at all again. The transmit timer still runs on the old,
+		// longer interval; left alone, the peer would time us out at its new, shorter
+		// detection time before our next packet.
 		s.armTx()
 	}
 }

@@ -274,3 +274,45 @@ func TestConfigFromProfile(t *testing.T) {
 		t.Error("discriminator 0 accepted")
 	}
 }
+
+// TestFasterPeerRxRearmsTransmit replays FRR's start: its Init packet asks for packets no faster
+// than 1 s (the slow rate of a session that is not Up), and once Up it polls with 100 ms. The
+// session must send its next packet within 100 ms of that poll, not when the timer armed for the
+// 1 s interval runs out: FRR's detection time is 300 ms by then.
+func TestFasterPeerRxRearmsTransmit(t *testing.T) {
+	clk := fakeclock.New()
+	start := clk.Now()
+	var sentAt []time.Duration
+	cfg := Config{LocalDiscriminator: 1, DesiredMinTxInterval: 100 * time.Millisecond,
+		RequiredMinRxInterval: 100 * time.Millisecond, DetectMultiplier: 3, MinTTL: 255}
+	s, err := NewSession(cfg, clk, rand.New(rand.NewPCG(1, 1)),
+		func([]byte) { sentAt = append(sentAt, clk.Now().Sub(start)) }, func(State, Diag) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	receive := func(p ControlPacket) {
+		t.Helper()
+		b, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Receive(b, 255)
+	}
+	receive(ControlPacket{State: StateInit, DetectMult: 3, MyDiscriminator: 7, YourDiscriminator: 1,
+		DesiredMinTxInterval: time.Second, RequiredMinRxInterval: time.Second})
+	if st := s.Stats().State; st != StateUp {
+		t.Fatalf("state %v after the peer's Init, want Up", st)
+	}
+	clk.Advance(time.Millisecond)
+	receive(ControlPacket{State: StateUp, Poll: true, DetectMult: 3, MyDiscriminator: 7, YourDiscriminator: 1,
+		DesiredMinTxInterval: 100 * time.Millisecond, RequiredMinRxInterval: 100 * time.Millisecond})
+	pollAnswered := len(sentAt)
+	clk.Advance(100 * time.Millisecond)
+	if len(sentAt) <= pollAnswered {
+		t.Fatalf("packets sent at %v: none within 100ms after the peer lowered its receive interval at 1ms", sentAt)
+	}
+	if got := sentAt[pollAnswered]; got > 101*time.Millisecond || got < 76*time.Millisecond {
+		t.Errorf("first periodic packet after the poll at %v, want within 75-100ms of it (jitter)", got)
+	}
+}

@@ -1,0 +1,289 @@
+package bgpinterop
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/internal/netnslab"
+)
+
+// frr is FRR (zebra, bgpd and optionally bfdd) running in the router namespace as user frr.
+type frr struct {
+	r   *rack
+	run string // the daemons' socket directory, for vtysh --vty_socket
+}
+
+// frrBGPConfig accepts every node of the rack as a dynamic iBGP neighbour and installs up to 16
+// equal paths (IPv4 and IPv6 over the IPv4 sessions). bfdProfile, when not empty, enables BFD
+// with that profile of bfdd's configuration.
+func frrBGPConfig(bfdProfile string) string {
+	bfd := ""
+	if bfdProfile != "" {
+		bfd = " neighbor NODES bfd\n neighbor NODES bfd profile " + bfdProfile + "\n"
+	}
+	return fmt.Sprintf(`frr defaults datacenter
+hostname router
+router bgp %d
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ neighbor NODES peer-group
+ neighbor NODES remote-as internal
+%s bgp listen range %s peer-group NODES
+ address-family ipv4 unicast
+  maximum-paths ibgp 16
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor NODES activate
+  maximum-paths ibgp 16
+ exit-address-family
+`, routerASN, routerAddr, bfd, subnet4)
+}
+
+// startFRR starts zebra, bgpd and, with a BFD profile, bfdd with that profile, in the
+// foreground so the lab owns them.
+func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
+	r.t.Helper()
+	netnslab.RequireBinary(r.t, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd", "vtysh")
+	dir := r.workDir("frr")
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	chownTo(r.t, run, "frr")
+	zserv := filepath.Join(run, "zserv.api")
+	common := func(daemon string) []string {
+		return []string{"-P", "0", "-i", filepath.Join(run, daemon+".pid"), "--vty_socket", run, "-z", zserv,
+			"-f", writeFile(r.t, dir, daemon+".conf", "", "frr")}
+	}
+	zebra := r.router.Start("/usr/lib/frr/zebra", common("zebra")...)
+	waitForFile(r.t, zserv, zebra.Log)
+	profileName := ""
+	if bfdProfile != nil {
+		profileName = bfdProfile.Name
+		args := common("bfdd")
+		writeFile(r.t, dir, "bfdd.conf", fmt.Sprintf("bfd\n profile %s\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n exit\nexit\n",
+			bfdProfile.Name, bfdProfile.ReceiveInterval.Milliseconds(), bfdProfile.TransmitInterval.Milliseconds(),
+			bfdProfile.DetectMultiplier), "frr")
+		bfdd := r.router.Start("/usr/lib/frr/bfdd", append(args, "--bfdctl", filepath.Join(run, "bfdd.sock"))...)
+		waitForFile(r.t, filepath.Join(run, "bfdd.vty"), bfdd.Log)
+	}
+	args := common("bgpd")
+	writeFile(r.t, dir, "bgpd.conf", frrBGPConfig(profileName), "frr")
+	bgpd := r.router.Start("/usr/lib/frr/bgpd", append(args, "-F", "datacenter")...)
+	waitForFile(r.t, filepath.Join(run, "bgpd.vty"), bgpd.Log)
+	return &frr{r: r, run: run}
+}
+
+// waitForFile waits until a daemon has created path (its socket), showing the daemon's log on
+// failure.
+func waitForFile(t *testing.T, path string, log func() string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "daemon socket "+path, func() (bool, string) {
+		_, err := os.Stat(path)
+		return err == nil, log()
+	})
+}
+
+func (f *frr) vtysh(cmd string) (string, error) {
+	return f.r.router.Run("vtysh", "--vty_socket", f.run, "-c", cmd)
+}
+
+// frrPath is one path of `show bgp <afi> unicast <prefix> json`.
+type frrPath struct {
+	LocPrf    uint32 `json:"locPrf"`
+	Community struct {
+		String string `json:"string"`
+	} `json:"community"`
+	LargeCommunity struct {
+		String string `json:"string"`
+	} `json:"largeCommunity"`
+	Nexthops []struct {
+		IP string `json:"ip"`
+	} `json:"nexthops"`
+	Multipath bool `json:"multipath"`
+	Bestpath  *struct {
+		Overall bool `json:"overall"`
+	} `json:"bestpath"`
+}
+
+// paths returns FRR's paths to prefix.
+func (f *frr) paths(prefix netip.Prefix) ([]frrPath, string) {
+	afi := "ipv4"
+	if prefix.Addr().Is6() {
+		afi = "ipv6"
+	}
+	out, err := f.vtysh(fmt.Sprintf("show bgp %s unicast %s json", afi, prefix))
+	if err != nil {
+		return nil, err.Error()
+	}
+	var v struct {
+		Paths []frrPath `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return nil, fmt.Sprintf("%v in %q", err, out)
+	}
+	return v.Paths, out
+}
+
+// expectPaths waits until FRR has one path to prefix per next hop in want, each with the
+// announced communities and LOCAL_PREF, all of them in the multipath set.
+func (f *frr) expectPaths(prefix netip.Prefix, want []netip.Addr) {
+	f.r.t.Helper()
+	eventually(f.r.t, 30*time.Second, fmt.Sprintf("FRR paths to %s via %v", prefix, want), func() (bool, string) {
+		paths, out := f.paths(prefix)
+		if len(paths) != len(want) {
+			return false, out
+		}
+		var hops []string
+		for _, p := range paths {
+			if p.LocPrf != 200 || p.Community.String != "64512:100" || p.LargeCommunity.String != "64512:1:2" {
+				return false, "attributes: " + out
+			}
+			if !p.Multipath && (p.Bestpath == nil || !p.Bestpath.Overall) {
+				return false, "not multipath: " + out
+			}
+			if len(p.Nexthops) == 0 {
+				return false, "no next hop: " + out
+			}
+			hops = append(hops, p.Nexthops[0].IP)
+		}
+		for _, w := range want {
+			if !slices.Contains(hops, w.String()) {
+				return false, "next hops: " + out
+			}
+		}
+		return true, ""
+	})
+}
+
+// TestFRR: two nodes announce an IPv4 and an IPv6 VIP to FRR, which learns both with the
+// communities and LOCAL_PREF and installs two-way ECMP routes in the kernel; the routes shrink
+// and vanish as the speakers stop.
+func TestFRR(t *testing.T) {
+	r := newRack(t, 2)
+	f := r.startFRR(nil)
+	s1 := r.startSpeaker(0, announced(), nil)
+	s2 := r.startSpeaker(1, announced(), nil)
+
+	f.expectPaths(vip4, nodes4(2))
+	f.expectPaths(vip6, nodes6(2))
+	r.expectKernelRoute(vip4, nodes4(2), 10*time.Second)
+	r.expectKernelRoute(vip6, nodes6(2), 10*time.Second)
+
+	s1.stop()
+	f.expectPaths(vip4, nodes4(2)[1:])
+	r.expectKernelRoute(vip4, nodes4(2)[1:], 10*time.Second)
+	r.expectKernelRoute(vip6, nodes6(2)[1:], 10*time.Second)
+
+	s2.stop()
+	r.expectKernelRoute(vip4, nil, 10*time.Second)
+	r.expectKernelRoute(vip6, nil, 10*time.Second)
+	if paths, out := f.paths(vip4); len(paths) != 0 {
+		t.Errorf("FRR still has paths to %s after both speakers stopped: %s", vip4, out)
+	}
+}
+
+// frrFast is the BFD profile of the BFD test, on both sides.
+var frrFast = &config.BFDProfile{Name: "fast", ReceiveInterval: 100 * time.Millisecond,
+	TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3, MinimumTTL: 254}
+
+// TestFRRBFD: a node's BFD session (netio/bfdio on rawsock UDP) comes up with FRR's bfdd; when
+// the node's cable is cut FRR declares the BFD session down within the detection time (3 ×
+// 100 ms, and a little for scheduling) and withdraws the node's route, far sooner than the 9 s
+// hold time.
+func TestFRRBFD(t *testing.T) {
+	r := newRack(t, 2)
+	f := r.startFRR(frrFast)
+	s1 := r.startSpeaker(0, announced(), frrFast)
+	r.startSpeaker(1, announced(), frrFast)
+	r.expectKernelRoute(vip4, nodes4(2), 30*time.Second)
+	eventually(t, 10*time.Second, "BFD up with FRR", func() (bool, string) {
+		peers, out := f.bfdPeers()
+		up := 0
+		for _, p := range peers {
+			if p.Status == "up" {
+				up++
+			}
+		}
+		return up == 2 && s1.bfdS.Stats().State.String() == "Up", out
+	})
+	if st := s1.bfdS.Stats(); st.LowTTL != 0 || st.Malformed != 0 {
+		t.Errorf("speaker BFD counters %+v, want no low-TTL or malformed packets from FRR", st)
+	}
+
+	// Watch the kernel table with timestamps, then cut node 1's cable.
+	mon := r.router.Start("ip", "-ts", "-4", "monitor", "route")
+	time.Sleep(300 * time.Millisecond)
+	cutAt := time.Now()
+	r.sw.NS.MustIP("link", "set", r.cables[0], "down")
+	r.expectKernelRoute(vip4, nodes4(2)[1:], 5*time.Second)
+	detected := time.Now()
+	// bgpd drops a dynamic neighbour whose session went down, and its BFD session with it.
+	eventually(t, 5*time.Second, "FRR's BFD session with node 1 down or gone", func() (bool, string) {
+		peers, out := f.bfdPeers()
+		for _, p := range peers {
+			if p.Peer == nodeAddr(0).String() && p.Status == "up" {
+				return false, out
+			}
+		}
+		return true, ""
+	})
+	changedAt, ok := firstMonitorTime(mon.Log(), cutAt)
+	if !ok {
+		t.Logf("no timestamped route change in `ip monitor` output; using the poll time")
+		changedAt = detected
+	}
+	if d := changedAt.Sub(cutAt); d > 500*time.Millisecond {
+		t.Errorf("FRR changed the route %v after the cable cut, want within the 300 ms detection time (+200 ms for bgpd, zebra and the kernel)", d)
+	} else {
+		t.Logf("FRR withdrew the node's next hop %v after the cable was cut (BFD 100ms x 3)", d)
+	}
+}
+
+// bfdPeer is one entry of `show bfd peers json`.
+type bfdPeer struct {
+	Peer   string `json:"peer"`
+	Status string `json:"status"`
+}
+
+func (f *frr) bfdPeers() ([]bfdPeer, string) {
+	out, err := f.vtysh("show bfd peers json")
+	if err != nil {
+		return nil, err.Error()
+	}
+	var peers []bfdPeer
+	if err := json.Unmarshal([]byte(out), &peers); err != nil {
+		return nil, fmt.Sprintf("%v in %q", err, out)
+	}
+	return peers, out
+}
+
+// firstMonitorTime finds the first `ip -ts monitor route` line after t that concerns the VIP
+// and returns its timestamp.
+func firstMonitorTime(log string, after time.Time) (time.Time, bool) {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, vip4.Addr().String()) || !strings.HasPrefix(line, "[") {
+			continue
+		}
+		end := strings.IndexByte(line, ']')
+		if end < 0 {
+			continue
+		}
+		ts, err := time.ParseInLocation("2006-01-02T15:04:05.000000", line[1:end], time.Local)
+		if err != nil {
+			continue
+		}
+		if ts.After(after) {
+			return ts, true
+		}
+	}
+	return time.Time{}, false
+}
