@@ -255,7 +255,9 @@ func (r *runner) assignAddresses() error {
 			Namespace: spec.Namespace, Name: spec.Name, VIPs: a.IPs, Pool: a.Pool,
 			ExternalTrafficPolicy: speaker.TrafficPolicy(spec.ExternalTrafficPolicy),
 		})
-		r.endpoints[spec.Key()] = endpointsOf(spec.Endpoints)
+		if len(spec.Endpoints) > 0 {
+			r.endpoints[spec.Key()] = endpointsOf(spec.Endpoints)
+		}
 	}
 	for i := range r.services {
 		r.byKey[r.services[i].Key().String()] = &r.services[i]
@@ -299,11 +301,7 @@ func (r *runner) startSpeaker(node string) error {
 	}
 	r.bindings[node] = b
 	r.entry(node, "speaker started")
-	errs := []error{b.SetConfig(r.cfg), b.SetNodes(r.nodes), b.SetServices(r.services)}
-	for _, svc := range r.services {
-		errs = append(errs, b.SetEndpoints(svc.Key(), r.endpoints[svc.Key()]))
-	}
-	return errors.Join(errs...)
+	return errors.Join(b.SetConfig(r.cfg), b.SetNodes(r.nodes), b.SetServices(r.services), b.SetAllEndpoints(r.endpoints))
 }
 
 func (r *runner) entry(who, what string) {

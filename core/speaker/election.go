@@ -53,6 +53,46 @@ func (s *Speaker) elect(now time.Time) Output {
 	return out
 }
 
+// electorate is what one election needs to know about the segments: those that may carry VIPs
+// (up, and past this node's hold) and the candidate peers heard on each.
+type electorate struct {
+	segs  []*segment
+	peers [][]candidatePeer // by index in segs
+}
+
+type candidatePeer struct {
+	name   string
+	labels map[string]string
+}
+
+func (s *Speaker) electorate() *electorate {
+	el := &electorate{}
+	for _, name := range s.segList {
+		seg := s.segs[name]
+		if !seg.Up || !seg.holdDone {
+			continue
+		}
+		var peers []candidatePeer
+		for node, pr := range seg.peers {
+			if !pr.candidate {
+				continue
+			}
+			var labels map[string]string
+			if s.nodes != nil {
+				n := s.nodes[node]
+				if n == nil {
+					continue // not a node of this cluster
+				}
+				labels = n.Labels
+			}
+			peers = append(peers, candidatePeer{name: node, labels: labels})
+		}
+		el.segs = append(el.segs, seg)
+		el.peers = append(el.peers, peers)
+	}
+	return el
+}
+
 // electInto decides, for every Service, whether this node owns its VIPs, and applies the
 // difference to the responder: released VIPs first, then claimed ones, each in address order.
 func (s *Speaker) electInto(now time.Time, out *Output) {
@@ -61,13 +101,22 @@ func (s *Speaker) electInto(now time.Time, out *Output) {
 		return
 	}
 	s.deadlineStale = true
-	want := map[netip.Addr]*ownership{}
-	lost := map[ServiceKey]string{}
+	el := s.electorate()
+	if len(el.segs) == 0 && len(s.owned) == 0 {
+		return // still in the hold, or no usable interface: nothing to claim, nothing to release
+	}
+	want := make(map[netip.Addr]*ownership, len(s.owned))
+	var lost map[ServiceKey]string // why owned Services were lost, for the release events
 	for _, key := range s.order {
 		svc := s.services[key]
-		vips, reason := s.wins(svc)
+		vips, reason := s.wins(svc, el)
 		if vips == nil {
-			lost[key] = reason
+			if s.ownsAny(svc) {
+				if lost == nil {
+					lost = map[ServiceKey]string{}
+				}
+				lost[key] = reason
+			}
 			continue
 		}
 		for _, vip := range svc.VIPs {
@@ -114,9 +163,18 @@ func (s *Speaker) electInto(now time.Time, out *Output) {
 	}
 }
 
+func (s *Speaker) ownsAny(svc *service) bool {
+	for _, vip := range svc.VIPs {
+		if s.owned[vip] != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // wins decides whether this node owns svc. It returns the interfaces to announce each VIP on,
 // or nil and the reason it does not own the Service.
-func (s *Speaker) wins(svc *service) (map[netip.Addr][]string, string) {
+func (s *Speaker) wins(svc *service, el *electorate) (map[netip.Addr][]string, string) {
 	if s.lb == nil {
 		return nil, "no configuration"
 	}
@@ -140,9 +198,12 @@ func (s *Speaker) wins(svc *service) (map[netip.Addr][]string, string) {
 		}
 		selfLabels = self.Labels
 	}
-	selected, allIfaces := false, false
+	selected, allIfaces, everyNode := false, false, false
 	var names []string
 	for _, ad := range ads {
+		if len(ad.NodeSelectors) == 0 {
+			everyNode = true
+		}
 		if !selects(ad, selfLabels) {
 			continue
 		}
@@ -159,36 +220,41 @@ func (s *Speaker) wins(svc *service) (map[netip.Addr][]string, string) {
 	if local && !s.readyOn(svc.Key(), s.name) {
 		return nil, "no ready endpoint on this node (externalTrafficPolicy Local)"
 	}
-	vips := map[netip.Addr][]string{}
-	var segs []*segment
-	for _, name := range s.segList {
-		seg := s.segs[name]
-		if !seg.Up || !seg.holdDone || !allIfaces && !slices.Contains(names, name) {
+	var vips map[netip.Addr][]string
+	var on []int // indexes in el.segs of the segments carrying a VIP
+	for i, seg := range el.segs {
+		if !allIfaces && !slices.Contains(names, seg.Name) {
 			continue
 		}
-		on := false
+		carries := false
 		for _, vip := range svc.VIPs {
 			if onSubnet(seg.Prefixes, vip) {
-				vips[vip] = append(vips[vip], name)
-				on = true
+				if vips == nil {
+					vips = map[netip.Addr][]string{}
+				}
+				vips[vip] = append(vips[vip], seg.Name)
+				carries = true
 			}
 		}
-		if on {
-			segs = append(segs, seg)
+		if carries {
+			on = append(on, i)
 		}
 	}
-	if len(segs) == 0 {
+	if len(on) == 0 {
 		return nil, "no interface up on the VIP's subnet"
 	}
 	myRank := svc.rank(s.name)
 	best, bestRank := "", uint64(0)
-	for _, seg := range segs {
-		for node, pr := range seg.peers {
-			if !pr.candidate || !s.eligiblePeer(svc, ads, node, local) {
+	for _, i := range on {
+		for _, p := range el.peers[i] {
+			if !everyNode && !slices.ContainsFunc(ads, func(ad *config.L2Advertisement) bool { return selects(ad, p.labels) }) {
 				continue
 			}
-			if r := svc.rank(node); best == "" || beats(r, node, bestRank, best) {
-				best, bestRank = node, r
+			if local && !s.readyOn(svc.Key(), p.name) {
+				continue
+			}
+			if r := svc.rank(p.name); best == "" || beats(r, p.name, bestRank, best) {
+				best, bestRank = p.name, r
 			}
 		}
 	}
@@ -196,23 +262,6 @@ func (s *Speaker) wins(svc *service) (map[netip.Addr][]string, string) {
 		return nil, best + " ranks first"
 	}
 	return vips, ""
-}
-
-// eligiblePeer reports whether a live peer may own svc: it is a known node, an advertisement
-// selects it, and for externalTrafficPolicy Local it has a ready endpoint.
-func (s *Speaker) eligiblePeer(svc *service, ads []*config.L2Advertisement, node string, local bool) bool {
-	var labels map[string]string
-	if s.nodes != nil {
-		n := s.nodes[node]
-		if n == nil {
-			return false
-		}
-		labels = n.Labels
-	}
-	if !slices.ContainsFunc(ads, func(ad *config.L2Advertisement) bool { return selects(ad, labels) }) {
-		return false
-	}
-	return !local || s.readyOn(svc.Key(), node)
 }
 
 func (s *Speaker) readyOn(key ServiceKey, node string) bool {

@@ -83,6 +83,7 @@ type segment struct {
 
 // peer is what the speaker knows about another speaker on one segment, beyond the detector.
 type peer struct {
+	name        string
 	incarnation uint64
 	// lastHeard is when its last hello arrived; zero after a leave or our link going down.
 	lastHeard time.Time
@@ -218,6 +219,26 @@ func (s *Speaker) SetEndpoints(key ServiceKey, eps []Endpoint, now time.Time) (O
 	return s.elect(now), nil
 }
 
+// SetAllEndpoints replaces the endpoints of every Service at once (a full resync), with a
+// single election instead of one per Service.
+func (s *Speaker) SetAllEndpoints(all map[ServiceKey][]Endpoint, now time.Time) (Output, error) {
+	for _, key := range slices.SortedFunc(maps.Keys(all), compareKeys) {
+		for i, ep := range all[key] {
+			if ep.Node == "" {
+				return Output{}, fmt.Errorf("speaker: endpoints of %s: [%d]: node is empty", key, i)
+			}
+		}
+	}
+	next := make(map[ServiceKey][]Endpoint, len(all))
+	for key, eps := range all {
+		if eps != nil {
+			next[key] = slices.Clone(eps)
+		}
+	}
+	s.ends = next
+	return s.elect(now), nil
+}
+
 // SetNodes replaces the cluster's node list. Peers not in it are never candidates.
 func (s *Speaker) SetNodes(nodes []Node, now time.Time) (Output, error) {
 	next := make(map[string]*Node, len(nodes))
@@ -348,14 +369,15 @@ func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, ou
 	kind, nameLen := liveness.MessageType(p[1]), int(p[2])
 	incarnation := binary.BigEndian.Uint64(p[4:12])
 	sequence := binary.BigEndian.Uint64(p[12:20])
-	name := string(p[24 : 24+nameLen])
+	nameBytes := p[24 : 24+nameLen]
 
-	pr := seg.peers[name]
+	pr := seg.peers[string(nameBytes)] // no allocation: the compiler looks up without copying
 	if pr == nil {
-		pr = &peer{}
-		seg.peers[name] = pr
+		pr = &peer{name: string(nameBytes)}
+		seg.peers[pr.name] = pr
 		s.deadlineStale = true
 	}
+	name := pr.name
 	if pr.incarnation != incarnation {
 		pr.incarnation = incarnation
 		pr.joining, pr.ready = seg.holdDone, false
@@ -451,13 +473,18 @@ func (s *Speaker) Tick(now time.Time) Output {
 	for _, ev := range events {
 		s.detectorEvent(ev, now, &out)
 	}
+	var silent []string
 	for _, name := range s.segList {
 		seg := s.segs[name]
-		for _, node := range sortedKeys(seg.peers) {
-			pr := seg.peers[node]
+		silent = silent[:0]
+		for node, pr := range seg.peers {
 			if pr.candidate && !now.Before(pr.lastHeard.Add(s.window)) && !s.detector.Alive(name, node) {
-				s.updatePeer(seg, node, now, "silent", &out)
+				silent = append(silent, node)
 			}
+		}
+		slices.Sort(silent)
+		for _, node := range silent {
+			s.updatePeer(seg, node, now, "not heard for "+s.window.String(), &out)
 		}
 	}
 	s.addL2(&out, s.responder.Tick(now))

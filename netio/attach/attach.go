@@ -136,6 +136,13 @@ func (b *Binding) SetEndpoints(key speaker.ServiceKey, eps []speaker.Endpoint) e
 	})
 }
 
+// SetAllEndpoints hands the speaker every Service's endpoints at once.
+func (b *Binding) SetAllEndpoints(all map[speaker.ServiceKey][]speaker.Endpoint) error {
+	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) {
+		return sp.SetAllEndpoints(all, now)
+	})
+}
+
 // SetNodes hands the speaker the cluster's nodes.
 func (b *Binding) SetNodes(nodes []speaker.Node) error {
 	return b.Apply(func(sp *speaker.Speaker, now time.Time) (speaker.Output, error) { return sp.SetNodes(nodes, now) })
