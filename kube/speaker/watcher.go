@@ -346,6 +346,7 @@ func (w *Watcher) reconcileNodes(ctx context.Context, _ reconcile.Request) (reco
 	if err := w.an.SetNodes(nodes); err != nil {
 		return reconcile.Result{}, fmt.Errorf("handing %d nodes to the speaker: %w", len(nodes), err)
 	}
+	w.log.V(1).Info("nodes updated", "nodes", len(list.Items), "eligible", len(nodes))
 	return reconcile.Result{}, nil
 }
 
