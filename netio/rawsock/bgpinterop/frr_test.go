@@ -64,7 +64,7 @@ func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
 			"-f", writeFile(r.t, dir, daemon+".conf", "", "frr")}
 	}
 	zebra := r.router.Start("/usr/lib/frr/zebra", common("zebra")...)
-	waitForFile(r.t, zserv, zebra.Log)
+	waitForFile(r.t, zserv, zebra)
 	profileName := ""
 	if bfdProfile != nil {
 		profileName = bfdProfile.Name
@@ -73,22 +73,27 @@ func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
 			bfdProfile.Name, bfdProfile.ReceiveInterval.Milliseconds(), bfdProfile.TransmitInterval.Milliseconds(),
 			bfdProfile.DetectMultiplier), "frr")
 		bfdd := r.router.Start("/usr/lib/frr/bfdd", append(args, "--bfdctl", filepath.Join(run, "bfdd.sock"))...)
-		waitForFile(r.t, filepath.Join(run, "bfdd.vty"), bfdd.Log)
+		waitForFile(r.t, filepath.Join(run, "bfdd.vty"), bfdd)
 	}
 	args := common("bgpd")
 	writeFile(r.t, dir, "bgpd.conf", frrBGPConfig(profileName), "frr")
 	bgpd := r.router.Start("/usr/lib/frr/bgpd", append(args, "-F", "datacenter")...)
-	waitForFile(r.t, filepath.Join(run, "bgpd.vty"), bgpd.Log)
+	waitForFile(r.t, filepath.Join(run, "bgpd.vty"), bgpd)
 	return &frr{r: r, run: run}
 }
 
-// waitForFile waits until a daemon has created path (its socket), showing the daemon's log on
-// failure.
-func waitForFile(t *testing.T, path string, log func() string) {
+// waitForFile waits until a daemon has created path (its socket), failing at once with the
+// daemon's log if it exits first.
+func waitForFile(t *testing.T, path string, daemon *netnslab.Process) {
 	t.Helper()
 	eventually(t, 10*time.Second, "daemon socket "+path, func() (bool, string) {
+		select {
+		case <-daemon.Done():
+			t.Fatalf("%s exited before creating %s: %v\n%s", daemon, path, daemon.Wait(), daemon.Log())
+		default:
+		}
 		_, err := os.Stat(path)
-		return err == nil, log()
+		return err == nil, daemon.Log()
 	})
 }
 

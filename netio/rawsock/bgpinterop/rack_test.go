@@ -257,6 +257,7 @@ func (r *rack) expectKernelRoute(prefix netip.Prefix, want []netip.Addr, timeout
 				return false, fmt.Sprintf("ip route: %q", out)
 			}
 		}
+		r.t.Logf("router kernel: ip route show %s: %q", prefix, out)
 		return true, ""
 	})
 }
