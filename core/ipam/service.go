@@ -209,8 +209,6 @@ type batchKey struct {
 	// prefix holds the first 16 bytes of the name, big-endian and zero-padded, so that most
 	// comparisons are integer comparisons; equal prefixes fall back to the full names.
 	prefix [2]uint64
-	sec    int64 // Created, in seconds and nanoseconds
-	nsec   int32
 	ns     uint32 // rank of the namespace among the batch's namespaces
 	idx    int32  // index into svcs
 }
@@ -238,12 +236,7 @@ func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batc
 		s := &svcs[i]
 		if include(s) {
 			ranks[s.Namespace] = 0
-			b.keys = append(b.keys, batchKey{
-				prefix: namePrefix(s.Name),
-				sec:    s.Created.Unix(),
-				nsec:   int32(s.Created.Nanosecond()),
-				idx:    int32(i),
-			})
+			b.keys = append(b.keys, batchKey{prefix: namePrefix(s.Name), idx: int32(i)})
 		}
 	}
 	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
@@ -305,8 +298,8 @@ type agePosition struct {
 }
 
 func (b *batch) agePosition(pos int32) agePosition {
-	k := &b.keys[pos]
-	return agePosition{sec: k.sec, nsec: k.nsec, pos: pos}
+	created := b.service(pos).Created
+	return agePosition{sec: created.Unix(), nsec: int32(created.Nanosecond()), pos: pos}
 }
 
 // compareAge orders oldest first, then by namespace/name.
