@@ -1,0 +1,217 @@
+package controller_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/switchyard-lb/switchyard/kube/envtestutil"
+)
+
+// benchRuns numbers the namespaces of successive benchmark runs (the testing package calls a
+// benchmark several times with growing b.N).
+var benchRuns atomic.Int32
+
+// statusWatch records when each Service of a namespace is first seen with an address.
+type statusWatch struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	all  chan struct{}
+	want int
+}
+
+func watchStatus(tb testing.TB, ctx context.Context, namespace string, want int) *statusWatch {
+	tb.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := cs.CoreV1().Services(namespace).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sw := &statusWatch{seen: map[string]time.Time{}, all: make(chan struct{}), want: want}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			svc, ok := ev.Object.(*corev1.Service)
+			if !ok || len(svc.Status.LoadBalancer.Ingress) == 0 {
+				continue
+			}
+			now := time.Now()
+			sw.mu.Lock()
+			if _, dup := sw.seen[svc.Name]; !dup {
+				sw.seen[svc.Name] = now
+				if len(sw.seen) == sw.want {
+					close(sw.all)
+				}
+			}
+			sw.mu.Unlock()
+		}
+	}()
+	return sw
+}
+
+// BenchmarkServicesEndToEnd creates b.N LoadBalancer Services through the API server from 8
+// clients while the controller runs, and reports the rate at which they got addresses
+// (services/s), the rate of the Create calls alone (creates/s), and the time from each
+// Create call returning to the Service's status being visible to a watcher (p50-ms, p99-ms).
+func BenchmarkServicesEndToEnd(b *testing.B) {
+	c := requireEnv(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := benchRuns.Add(1)
+	system, ns := fmt.Sprintf("bench-system-%d", run), fmt.Sprintf("bench-%d", run)
+	createNamespace(b, c, system, nil)
+	createNamespace(b, c, ns, nil)
+	if err := c.Create(ctx, pool(system, "bench", []string{"10.128.0.0/14"}, nil)); err != nil {
+		b.Fatal(err)
+	}
+	ctrl := startController(b, system)
+	defer ctrl.stop()
+	defer func() { _ = c.DeleteAllOf(context.Background(), &corev1.Service{}, client.InNamespace(ns)) }()
+	waitFor(b, 30*time.Second, "the controller to load its configuration", func() (bool, error) { return ctrl.ctrl.Ready(), nil })
+
+	sw := watchStatus(b, ctx, ns, b.N)
+	names := make([]string, b.N)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc-%d", i)
+	}
+	var createdMu sync.Mutex
+	created := make(map[string]time.Time, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	parallel(b, names, func(name string) error {
+		if err := c.Create(ctx, lbService(ns, name, nil)); err != nil {
+			return err
+		}
+		createdMu.Lock()
+		created[name] = time.Now()
+		createdMu.Unlock()
+		return nil
+	})
+	createElapsed := time.Since(start)
+	select {
+	case <-sw.all:
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("only %d of %d Services got an address", len(sw.seen), b.N)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	sw.mu.Lock()
+	latencies := make([]time.Duration, 0, b.N)
+	for name, at := range sw.seen {
+		// The watch may deliver the status before Create has returned to its caller.
+		latencies = append(latencies, max(0, at.Sub(created[name])))
+	}
+	sw.mu.Unlock()
+	slices.Sort(latencies)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "services/s")
+	b.ReportMetric(float64(b.N)/createElapsed.Seconds(), "creates/s")
+	b.ReportMetric(float64(percentile(latencies, 50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(latencies, 99).Microseconds())/1000, "p99-ms")
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(0, min(len(sorted), i)-1)]
+}
+
+// BenchmarkControllerRSS10kServices runs `switchyard controller` as its own process against
+// 10,000 LoadBalancer Services and reports its resident set size once every one of them has
+// an address (rss-MiB), and how long that took from the controller's start (settle-s).
+func BenchmarkControllerRSS10kServices(b *testing.B) {
+	const services = 10000
+	c := requireEnv(b)
+	ctx := context.Background()
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "switchyard")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/switchyard")
+	build.Dir = envtestutil.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building switchyard: %v\n%s", err, out)
+	}
+	kubeconfig, err := env.KubeconfigFile(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		run := benchRuns.Add(1)
+		system, ns := fmt.Sprintf("rss-system-%d", run), fmt.Sprintf("rss-%d", run)
+		createNamespace(b, c, system, nil)
+		createNamespace(b, c, ns, nil)
+		if err := c.Create(ctx, pool(system, "rss", []string{"10.64.0.0/16"}, nil)); err != nil {
+			b.Fatal(err)
+		}
+		names := make([]string, services)
+		for i := range names {
+			names[i] = fmt.Sprintf("svc-%d", i)
+		}
+		parallel(b, names, func(name string) error { return c.Create(ctx, lbService(ns, name, nil)) })
+		sw := watchStatus(b, ctx, ns, services)
+
+		cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--namespace", system,
+			"--disable-webhook", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+			"--leader-elect=false", "--kube-api-qps=-1")
+		cmd.Stderr = nil
+		started := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-sw.all:
+		case <-time.After(5 * time.Minute):
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("only %d of %d Services got an address", len(sw.seen), services)
+		}
+		settle := time.Since(started)
+		time.Sleep(2 * time.Second) // let the status loop and informers settle
+		rss, err := vmRSS(cmd.Process.Pid)
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = c.DeleteAllOf(ctx, &corev1.Service{}, client.InNamespace(ns))
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(settle.Seconds(), "settle-s")
+	}
+}
+
+// vmRSS returns a process's resident set size in bytes, from /proc/PID/status.
+func vmRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
