@@ -23,6 +23,9 @@ var (
 	ErrFamilyMismatch = errors.New("address family mismatch")
 	// ErrSharingConflict: the address is held by a Service it cannot be shared with.
 	ErrSharingConflict = errors.New("sharing conflict")
+	// ErrRequestChanged: the Service holds addresses but now requests other addresses or
+	// another pool, so it does not keep them.
+	ErrRequestChanged = errors.New("requested addresses or pool changed")
 )
 
 // AllocationError is a refusal to give (or keep) a Service's addresses.
@@ -45,7 +48,3 @@ func (e *AllocationError) Unwrap() error { return e.Kind }
 func refuse(svc ServiceKey, kind error, detail string) *AllocationError {
 	return &AllocationError{Service: svc, Kind: kind, Detail: detail}
 }
-
-// ErrRequestChanged: the Service holds addresses but now requests other addresses or another
-// pool, so it does not keep them.
-var ErrRequestChanged = errors.New("requested addresses or pool changed")
