@@ -95,7 +95,8 @@ func ServiceFromKube(svc *corev1.Service, nsLabels map[string]string) (Service, 
 		}
 	}
 
-	ipsAnnotation, hasIPs := annotation(AnnotationLoadBalancerIPs, DeprecatedAnnotationLoadBalancerIPs)
+	ipsAnnotation, _ := annotation(AnnotationLoadBalancerIPs, DeprecatedAnnotationLoadBalancerIPs)
+	hasIPs := strings.TrimSpace(ipsAnnotation) != "" // an empty annotation requests nothing, as in MetalLB
 	switch {
 	case hasIPs && svc.Spec.LoadBalancerIP != "":
 		return fail("annotation %s and spec.loadBalancerIP are both set; use only the annotation", AnnotationLoadBalancerIPs)

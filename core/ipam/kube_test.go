@@ -99,6 +99,11 @@ func TestServiceFromKube(t *testing.T) {
 			warnings: []string{"annotation metallb.universe.tf/address-pool is ignored: metallb.io/address-pool is set too and wins"},
 		},
 		{
+			name:   "empty loadBalancerIPs annotation requests nothing",
+			mutate: func(s *corev1.Service) { s.Annotations = map[string]string{AnnotationLoadBalancerIPs: " "} },
+			want:   base,
+		},
+		{
 			name:     "spec.loadBalancerIP",
 			mutate:   func(s *corev1.Service) { s.Spec.LoadBalancerIP = "10.0.0.7" },
 			want:     with(func(s *Service) { s.RequestedIPs = addrs("10.0.0.7") }),
