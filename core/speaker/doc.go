@@ -13,17 +13,13 @@
 // # Election
 //
 // Every speaker computes the owner of every Service on its own, from the same inputs, with no
-// coordination: the owner is the candidate with the lowest rank, where a node's rank for a
-// Service is a 64-bit FNV-1a hash of the Service's first VIP and the node name (ties, which do
-// not happen in practice, go to the smaller name). All VIPs of a Service (the IPv4 and IPv6
-// addresses of a dual-stack Service) therefore move together. A node is a candidate for a
-// Service when
-//
-//   - an L2Advertisement covering the Service's pool selects the node's labels;
-//   - for externalTrafficPolicy Local, the node has a ready endpoint of the Service;
-//   - it is alive on a segment that carries the VIP: for this node, an interface that is up
-//     and has an address on the VIP's subnet (restricted to the advertisement's interfaces when
-//     it names some); for a peer, heard on such an interface of ours.
+// coordination, by core/election: the VIPs of a Service (the IPv4 and IPv6 addresses of a
+// dual-stack Service) are one group and move together, and the owner is the best-ranked
+// candidate. A node is a candidate when an L2Advertisement covering the Service's pool selects
+// it, when it has a ready endpoint if the Service's externalTrafficPolicy is Local, and when it
+// is live on a segment carrying each VIP: for this node, an interface that is up, past its hold
+// (below), and has an address on the VIP's subnet; for a peer, heard on such an interface of
+// ours. An election runs only when one of these inputs changes.
 //
 // # Liveness and the hand-over rules
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/election"
 	"github.com/switchyard-lb/switchyard/core/liveness"
 )
 
@@ -227,15 +228,21 @@ func web(vips ...string) Service {
 	return svc
 }
 
-// rankOrder returns nodes sorted by rank for svc: the election order.
-func rankOrder(svc Service, nodes []string) []string {
-	s := &service{Service: svc, rankSeed: fnvString(fnvOffset, svc.VIPs[0].String()+"#")}
-	out := slices.Clone(nodes)
-	slices.SortFunc(out, func(a, b string) int {
-		if beats(s.rank(a), a, s.rank(b), b) {
-			return -1
-		}
-		return 1
-	})
+// electionOrder returns the nodes in core/election's order for svc when all are candidates.
+func electionOrder(t testing.TB, svc Service, nodes []string) []string {
+	t.Helper()
+	in := election.Input{IPs: svc.VIPs, Advertisements: loadConfig(t, lanConfig).L2Advertisements}
+	for _, n := range nodes {
+		in.Nodes = append(in.Nodes, election.Node{Name: n, Interfaces: []election.Interface{{Name: "eth0", Live: true,
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}}}})
+	}
+	res, err := election.Elect(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range res.Candidates {
+		out = append(out, c.Node)
+	}
 	return out
 }

@@ -64,12 +64,9 @@ type Speaker struct {
 	deadlineStale  bool
 }
 
-// service is a Service with its election key prepared.
+// service is a validated Service.
 type service struct {
 	Service
-	// rankSeed is the FNV-1a state after hashing the first VIP and "#": a node's rank is this
-	// state continued with the node's name.
-	rankSeed uint64
 }
 
 // segment is one of our interfaces and the peers heard on it.
@@ -174,7 +171,7 @@ func (s *Speaker) SetServices(svcs []Service, now time.Time) (Output, error) {
 			return Output{}, fmt.Errorf("speaker: services[%d] (%s): listed twice", i, svc.Key())
 		}
 		svc.VIPs = slices.Clone(svc.VIPs)
-		next[svc.Key()] = &service{Service: svc, rankSeed: fnvString(fnvOffset, svc.VIPs[0].String()+"#")}
+		next[svc.Key()] = &service{Service: svc}
 	}
 	s.services = next
 	s.order = slices.SortedFunc(maps.Keys(next), compareKeys)
