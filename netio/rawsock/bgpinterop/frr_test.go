@@ -84,7 +84,7 @@ func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
 
 // waitForFile waits until a daemon has created path (its socket), failing at once with the
 // daemon's log if it exits first.
-func waitForFile(t *testing.T, path string, daemon *netnslab.Process) {
+func waitForFile(t testing.TB, path string, daemon *netnslab.Process) {
 	t.Helper()
 	eventually(t, 10*time.Second, "daemon socket "+path, func() (bool, string) {
 		select {

@@ -49,7 +49,7 @@ func nodeAddr6(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("fd00:
 
 // rack is the namespaces of one test.
 type rack struct {
-	t      *testing.T
+	t      testing.TB
 	lab    *netnslab.Lab
 	sw     *netnslab.Switch
 	router *netnslab.Namespace
@@ -58,7 +58,7 @@ type rack struct {
 	cables []string
 }
 
-func newRack(t *testing.T, nodes int) *rack {
+func newRack(t testing.TB, nodes int) *rack {
 	t.Helper()
 	lab := netnslab.New(t)
 	r := &rack{t: t, lab: lab, sw: lab.Switch("sw"), router: lab.Namespace("router")}
@@ -93,7 +93,7 @@ func (r *rack) workDir(owner string) string {
 	return dir
 }
 
-func chownTo(t *testing.T, path, owner string) {
+func chownTo(t testing.TB, path, owner string) {
 	t.Helper()
 	u, err := user.Lookup(owner)
 	if err != nil {
@@ -106,7 +106,7 @@ func chownTo(t *testing.T, path, owner string) {
 	}
 }
 
-func writeFile(t *testing.T, dir, name, content, owner string) string {
+func writeFile(t testing.TB, dir, name, content, owner string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -203,7 +203,7 @@ func announced() []bgp.Route {
 
 // eventually polls check every interval until it reports done, failing the test with its last
 // message after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, check func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
