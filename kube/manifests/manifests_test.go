@@ -160,6 +160,9 @@ func TestManifests(t *testing.T) {
 		{speaker, "update", "bgppeers.metallb.io", ns, false},
 		{speaker, "get", "secrets", ns, true},
 		{speaker, "get", "secrets", "default", false},
+		{speaker, "get", "pods", ns, true},
+		{speaker, "delete", "pods", ns, false},
+		{speaker, "get", "pods", "default", false},
 		{speaker, "create", "events", "default", true},
 	}
 	for _, a := range access {
