@@ -19,14 +19,17 @@ const (
 
 // BGPPeerSpec describes one BGP session the speakers open.
 type BGPPeerSpec struct {
-	// MyASN is the local AS number.
+	// MyASN is the local AS number. 4-octet ASNs exceed int32, and kube-apiserver 1.36 refuses
+	// a maximum outside the schema format's range, hence format int64 for every ASN field.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	MyASN uint32 `json:"myASN"`
 
 	// ASN is the AS number expected from the peer. Exactly one of ASN and DynamicASN is set.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=4294967295
+	// +kubebuilder:validation:Format=int64
 	// +optional
 	ASN uint32 `json:"peerASN,omitempty"`
 
