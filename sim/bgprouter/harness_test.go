@@ -84,7 +84,9 @@ var fastBFD = &config.BFDProfile{Name: "fast", ReceiveInterval: 100 * time.Milli
 
 // lab is a running BGP scenario: the network, the router and a speaker per node.
 type lab struct {
-	t        *testing.T
+	t *testing.T
+	// routerConfig, when not nil, adjusts the router's configuration before it starts.
+	routerConfig func(*Config)
 	net      *sim.Network
 	router   *Router
 	speakers map[string]*speaker
@@ -94,11 +96,16 @@ type lab struct {
 
 func newLab(t *testing.T, seed uint64, bfdProfile *config.BFDProfile) *lab {
 	t.Helper()
+	return newLabWith(t, seed, bfdProfile, nil)
+}
+
+func newLabWith(t *testing.T, seed uint64, bfdProfile *config.BFDProfile, routerConfig func(*Config)) *lab {
+	t.Helper()
 	n, err := sim.New(rackTopology(), sim.Options{Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, net: n, speakers: make(map[string]*speaker), bfd: bfdProfile, seed: seed}
+	l := &lab{t: t, net: n, speakers: make(map[string]*speaker), bfd: bfdProfile, seed: seed, routerConfig: routerConfig}
 	l.startRouter()
 	for i, name := range nodeNames {
 		l.startSpeaker(i, name)
@@ -121,8 +128,12 @@ func (l *lab) startRouter() {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	r, err := Start(nio, Config{ASN: 64512, Neighbors: []netip.Prefix{mustPrefix("10.10.0.0/24")},
-		PeerASN: 64500, BFD: l.bfd, Seed: l.seed, Logger: quiet})
+	cfg := Config{ASN: 64512, Neighbors: []netip.Prefix{mustPrefix("10.10.0.0/24")},
+		PeerASN: 64500, BFD: l.bfd, Seed: l.seed, Logger: quiet}
+	if l.routerConfig != nil {
+		l.routerConfig(&cfg)
+	}
+	r, err := Start(nio, cfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}

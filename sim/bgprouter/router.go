@@ -226,10 +226,12 @@ func (r *Router) eventLocked(peer netip.Addr, kind EventKind, reason string) {
 	r.log.Info("BGP neighbour event", "peer", peer, "event", kind, "reason", reason)
 }
 
-// applyLocked records the outcome of RIB operations that changed prefix's multipath set.
+// routeChangedLocked records a change of prefix's multipath set and tells the forwarder.
 func (r *Router) routeChangedLocked(prefix netip.Prefix) {
 	r.history = append(r.history, RouteChange{At: r.clock.Now(), Prefix: prefix, NextHops: slices.Clone(r.rib.best[prefix])})
-	r.fwd.routeChanged(prefix, len(r.rib.best[prefix]) > 0)
+	if r.fwd != nil {
+		r.fwd.routeChanged(prefix, len(r.rib.best[prefix]) > 0)
+	}
 }
 
 // Stop closes every session and listener and stops forwarding. The router's routes are gone.
