@@ -87,11 +87,11 @@ type lab struct {
 	t *testing.T
 	// routerConfig, when not nil, adjusts the router's configuration before it starts.
 	routerConfig func(*Config)
-	net      *sim.Network
-	router   *Router
-	speakers map[string]*speaker
-	bfd      *config.BFDProfile
-	seed     uint64
+	net          *sim.Network
+	router       *Router
+	speakers     map[string]*speaker
+	bfd          *config.BFDProfile
+	seed         uint64
 }
 
 func newLab(t *testing.T, seed uint64, bfdProfile *config.BFDProfile) *lab {
