@@ -111,6 +111,9 @@ func newLabWith(t *testing.T, seed uint64, bfdProfile *config.BFDProfile, router
 		l.startSpeaker(i, name)
 	}
 	t.Cleanup(func() {
+		if st := n.Stalls(); st != 0 {
+			t.Errorf("the simulation driver stalled %d times: a goroutine never parked", st)
+		}
 		for _, s := range l.speakers {
 			s.stop()
 		}
