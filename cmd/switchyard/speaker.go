@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/switchyard-lb/switchyard/core/l2"
 	"github.com/switchyard-lb/switchyard/core/liveness"
 	"github.com/switchyard-lb/switchyard/core/speaker"
 	"github.com/switchyard-lb/switchyard/kube/kubeconv"
@@ -58,6 +59,9 @@ type speakerFlags struct {
 	excludeInterfaces                                 string
 	heartbeatInterval                                 time.Duration
 	heartbeatMultiplier                               int
+	garpInterval                                      time.Duration
+	qps                                               float64
+	burst                                             int
 }
 
 func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -79,6 +83,10 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&f.netns, "netns", "", "network namespace `PATH` to announce in (e.g. /var/run/netns/NAME); empty means the process's own")
 	fs.StringVar(&f.excludeInterfaces, "exclude-interfaces", defaultExcludeInterfaces,
 		"`REGEXP` of interface names never announced on (container and tunnel interfaces); empty excludes none")
+	fs.DurationVar(&f.garpInterval, "gratuitous-arp-interval", l2.DefaultRefreshInterval,
+		"how often an owned address is announced again (gratuitous ARP / unsolicited NA) after its first burst")
+	fs.Float64Var(&f.qps, "kube-api-qps", 20, "client-side limit of API requests per second (status writes); negative disables it")
+	fs.IntVar(&f.burst, "kube-api-burst", 50, "client-side burst of API requests")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", liveness.DefaultInterval, "interval of the heartbeat frames on each interface")
 	fs.IntVar(&f.heartbeatMultiplier, "heartbeat-multiplier", liveness.DefaultMultiplier, "heartbeat intervals without a frame after which a peer is dead")
@@ -122,7 +130,7 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) int {
 var errHeartbeatKeyChanged = errors.New("the heartbeat key changed; exiting so that the speaker restarts with it")
 
 func startSpeaker(ctx context.Context, f speakerFlags, exclude *regexp.Regexp, slogger *slog.Logger, log logr.Logger) error {
-	cfg, err := restConfig(f.kubeconfig, 50, 100)
+	cfg, err := restConfig(f.kubeconfig, f.qps, f.burst)
 	if err != nil {
 		return err
 	}
@@ -159,7 +167,7 @@ func startSpeaker(ctx context.Context, f speakerFlags, exclude *regexp.Regexp, s
 		Key:         key,
 		Interval:    f.heartbeatInterval,
 		Multiplier:  f.heartbeatMultiplier,
-	}})
+	}, Announce: l2.Config{RefreshInterval: f.garpInterval}})
 	if err != nil {
 		return err
 	}

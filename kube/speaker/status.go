@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -146,8 +147,10 @@ func (s *statusWriter) setup(mgr manager.Manager) error {
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: l[LabelServiceNamespace], Name: l[LabelServiceName]}}}
 	})
+	// Several workers overlap the API writes when many Services change owner at once (a
+	// node joining or leaving); the queue never hands one Service to two of them.
 	return builder.ControllerManagedBy(mgr).Named("speaker-l2status").
-		WithOptions(s.w.controllerOptions()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &s.w.opts.SkipNameValidation}).
 		WatchesRawSource(events).
 		Watches(&v1beta1.ServiceL2Status{}, toService).
 		Complete(reconcile.Func(s.reconcile))
