@@ -201,3 +201,29 @@ func TestAddErrors(t *testing.T) {
 type noUDP struct{ netio.Node }
 
 func (noUDP) Clock() clock.Clock { return clock.Wall{} }
+
+// TestPassiveWaitsForPeer: a passive session (BFDProfile passiveMode) sends nothing until its
+// peer speaks, then comes up like any other.
+func TestPassiveWaitsForPeer(t *testing.T) {
+	n := twoNodes(t)
+	nio, _ := n.NetIO("a")
+	d, err := bfdio.New(nio, bfdio.Options{Jitter: rand.New(rand.NewPCG(1, 1)), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passive := *fast
+	passive.PassiveMode = true
+	a, err := d.Add(bfdio.SessionConfig{Peer: addrB, Local: addrA, Profile: &passive, OnChange: func(bfd.State, bfd.Diag) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(5 * time.Second)
+	if st := a.Stats(); st.Sent != 0 || st.State != bfd.StateDown {
+		t.Fatalf("passive session alone: %+v, want nothing sent and Down", st)
+	}
+	b := start(t, n, "b", addrB, addrA, 2)
+	n.RunFor(3 * time.Second)
+	if sa, sb := a.Stats(), b.s.Stats(); sa.State != bfd.StateUp || sb.State != bfd.StateUp || sa.Sent == 0 {
+		t.Errorf("after the peer started: passive %+v, active %+v; want both Up", sa, sb)
+	}
+}

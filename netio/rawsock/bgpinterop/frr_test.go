@@ -252,10 +252,10 @@ func TestFRRBFD(t *testing.T) {
 		t.Fatalf("bfdd logged no up -> down for %s after the cut:\n%s", nodeAddr(0), f.bfdd.Log())
 	}
 	// FRR's last packet from node 1 came up to one transmit interval (100 ms) before the cut,
-	// so its detection timer (3 × 100 ms) ran out 200-300 ms after it; 30 ms more for bfdd's
-	// timer on a busy machine.
-	if d := downAt.Sub(cutDone); d > 330*time.Millisecond {
-		t.Errorf("FRR's bfdd declared node 1 down %v after the cable was cut, want within 330ms", d)
+	// so its detection timer (3 × 100 ms) ran out 200-300 ms after it; 80 ms more for bfdd's
+	// timer on a machine busy with the rest of `make test`.
+	if d := downAt.Sub(cutDone); d > 380*time.Millisecond {
+		t.Errorf("FRR's bfdd declared node 1 down %v after the cable was cut, want within 380ms", d)
 	} else {
 		t.Logf("FRR's bfdd declared node 1 down %v to %v after the cable was cut (BFD 100ms x 3)", d, downAt.Sub(cutAt))
 	}
