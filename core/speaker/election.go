@@ -10,11 +10,31 @@ import (
 	"github.com/switchyard-lb/switchyard/core/election"
 )
 
-// elect recomputes ownership and returns what that changes.
-func (s *Speaker) elect(now time.Time) Output {
+// electAll recomputes the ownership of every Service and returns what that changes.
+func (s *Speaker) electAll(now time.Time) Output {
 	var out Output
+	s.fullElection = true
 	s.electInto(now, &out)
 	return out
+}
+
+// verdict is the last election's outcome for one Service.
+type verdict struct {
+	// claim holds the interfaces to announce each VIP on when this node owns the Service.
+	claim map[netip.Addr][]string
+	// reason says why this node does not own it.
+	reason string
+	// winner is the elected owner, "" for none.
+	winner string
+}
+
+// affected reports whether a Service's verdict can change when peers become candidates
+// (gained) or stop being candidates (lost), all else equal. A newcomer can only take a Service
+// away from this node; a departure can only change the verdict when the departed peer was the
+// winner (if a newcomer had outranked the winner since, its departure restores that winner).
+// So most peer changes re-elect a handful of Services, not all of them.
+func (v *verdict) affected(gained, lost []string) bool {
+	return len(gained) > 0 && v.claim != nil || len(lost) > 0 && slices.Contains(lost, v.winner)
 }
 
 // electorate is what one election needs to know about the nodes: this node with its
@@ -76,31 +96,34 @@ func (s *Speaker) electorate() *electorate {
 // electInto decides, for every Service, whether this node owns its VIPs, and applies the
 // difference to the responder: released VIPs first, then claimed ones, each in address order.
 func (s *Speaker) electInto(now time.Time, out *Output) {
-	s.dirtyElection = false
+	full := s.fullElection || s.verdicts == nil
+	gained, lost := s.gained, s.lost
+	s.dirtyElection, s.fullElection, s.gained, s.lost = false, false, nil, nil
 	if s.stopped {
 		return
 	}
 	s.deadlineStale = true
 	el := s.electorate()
 	if !el.live && len(s.owned) == 0 {
-		return // still in the hold, or no usable interface: nothing to claim, nothing to release
+		// Still in the hold, or no usable interface: nothing to claim, nothing to release.
+		// What changed meanwhile is not tracked, so the next election is a full one.
+		s.verdicts = nil
+		return
+	}
+	if full {
+		s.verdicts = make(map[ServiceKey]*verdict, len(s.order))
 	}
 	want := make(map[netip.Addr]*ownership, len(s.owned))
-	var lost map[ServiceKey]string // why owned Services were lost, for the release events
 	for _, key := range s.order {
 		svc := s.services[key]
-		vips, reason := s.wins(svc, el)
-		if vips == nil {
-			if s.ownsAny(svc) {
-				if lost == nil {
-					lost = map[ServiceKey]string{}
-				}
-				lost[key] = reason
-			}
-			continue
+		v := s.verdicts[key]
+		if v == nil || full || v.affected(gained, lost) {
+			claim, reason, winner := s.wins(svc, el)
+			v = &verdict{claim: claim, reason: reason, winner: winner}
+			s.verdicts[key] = v
 		}
 		for _, vip := range svc.VIPs {
-			ifs := vips[vip]
+			ifs := v.claim[vip]
 			if len(ifs) == 0 {
 				continue
 			}
@@ -117,9 +140,9 @@ func (s *Speaker) electInto(now time.Time, out *Output) {
 			continue
 		}
 		o := s.owned[vip]
-		reason, ok := lost[o.service]
-		if !ok {
-			reason = "the Service no longer has this address"
+		reason := "the Service no longer has this address"
+		if v := s.verdicts[o.service]; v != nil && s.services[o.service] != nil && slices.Contains(s.services[o.service].VIPs, vip) {
+			reason = v.reason
 		}
 		s.addL2(out, s.responder.Disown(vip))
 		out.Events = append(out.Events, Event{Kind: EventDisown, Service: o.service, VIP: vip, Interfaces: o.interfaces, Reason: reason})
@@ -143,26 +166,17 @@ func (s *Speaker) electInto(now time.Time, out *Output) {
 	}
 }
 
-func (s *Speaker) ownsAny(svc *service) bool {
-	for _, vip := range svc.VIPs {
-		if s.owned[vip] != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // wins decides, with core/election, whether this node owns svc. It returns the interfaces to
-// announce each VIP on, or nil and the reason it does not own the Service.
-func (s *Speaker) wins(svc *service, el *electorate) (map[netip.Addr][]string, string) {
+// announce each VIP on, or nil and the reason it does not own the Service; and the winner.
+func (s *Speaker) wins(svc *service, el *electorate) (claim map[netip.Addr][]string, reason, winner string) {
 	if s.lb == nil {
-		return nil, "no configuration"
+		return nil, "no configuration", ""
 	}
 	poolName := svc.Pool
 	if poolName == "" {
 		p := s.lb.PoolFor(svc.VIPs[0])
 		if p == nil {
-			return nil, fmt.Sprintf("no pool holds %s", svc.VIPs[0])
+			return nil, fmt.Sprintf("no pool holds %s", svc.VIPs[0]), ""
 		}
 		poolName = p.Name
 	}
@@ -182,17 +196,17 @@ func (s *Speaker) wins(svc *service, el *electorate) (map[netip.Addr][]string, s
 	res, err := election.Elect(in)
 	switch {
 	case err != nil:
-		return nil, err.Error()
+		return nil, err.Error(), ""
 	case res.Owner == "":
-		return nil, res.Reason.String()
+		return nil, res.Reason.String(), ""
 	case res.Owner != s.name:
-		return nil, res.Owner + " ranks first"
+		return nil, res.Owner + " ranks first", res.Owner
 	}
 	vips := make(map[netip.Addr][]string, len(svc.VIPs))
 	for _, a := range res.Candidates[0].Announcements {
 		vips[a.IP] = a.Interfaces
 	}
-	return vips, ""
+	return vips, "", s.name
 }
 
 func union(a, b []string) []string {

@@ -54,8 +54,13 @@ type Speaker struct {
 	owned map[netip.Addr]*ownership
 
 	stopped bool
-	// dirtyElection is set when a candidate set changed and ownership must be recomputed.
+	// dirtyElection is set when ownership must be recomputed: fullElection when an input
+	// other than a peer's candidacy changed, otherwise only for the peers gained and lost.
 	dirtyElection bool
+	fullElection  bool
+	gained, lost  []string
+	// verdicts are the last election's outcome per Service; nil forces a full election.
+	verdicts map[ServiceKey]*verdict
 	// reannounce is set when a lost peer came back: once ownership is settled, the VIPs still
 	// owned are announced again.
 	reannounce     bool
@@ -155,7 +160,7 @@ func (s *Speaker) SetConfig(cfg *config.Config, now time.Time) (Output, error) {
 		}
 	}
 	s.lb, s.adsFor = cfg, adsFor
-	return s.elect(now), nil
+	return s.electAll(now), nil
 }
 
 // SetServices replaces the Services. The list is rejected as a whole, naming the Service and
@@ -175,7 +180,7 @@ func (s *Speaker) SetServices(svcs []Service, now time.Time) (Output, error) {
 	}
 	s.services = next
 	s.order = slices.SortedFunc(maps.Keys(next), compareKeys)
-	return s.elect(now), nil
+	return s.electAll(now), nil
 }
 
 func validateService(svc *Service) error {
@@ -213,7 +218,7 @@ func (s *Speaker) SetEndpoints(key ServiceKey, eps []Endpoint, now time.Time) (O
 	} else {
 		s.ends[key] = slices.Clone(eps)
 	}
-	return s.elect(now), nil
+	return s.electAll(now), nil
 }
 
 // SetAllEndpoints replaces the endpoints of every Service at once (a full resync), with a
@@ -233,7 +238,7 @@ func (s *Speaker) SetAllEndpoints(all map[ServiceKey][]Endpoint, now time.Time) 
 		}
 	}
 	s.ends = next
-	return s.elect(now), nil
+	return s.electAll(now), nil
 }
 
 // SetNodes replaces the cluster's node list. Peers not in it are never candidates.
@@ -251,7 +256,7 @@ func (s *Speaker) SetNodes(nodes []Node, now time.Time) (Output, error) {
 		next[n.Name] = &n
 	}
 	s.nodes = next
-	return s.elect(now), nil
+	return s.electAll(now), nil
 }
 
 // SetInterfaces replaces this node's interface list: heartbeats start on new interfaces (the
@@ -316,7 +321,7 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 		}
 	}
 	s.deadlineStale = true
-	s.dirtyElection = true
+	s.dirtyElection, s.fullElection = true, true
 	s.settle(now, &out)
 	return out, nil
 }
@@ -438,6 +443,11 @@ func (s *Speaker) updatePeer(seg *segment, name string, now time.Time, reason st
 	pr.candidate = candidate
 	s.deadlineStale = true
 	s.dirtyElection = true
+	if candidate {
+		s.gained = append(s.gained, name)
+	} else {
+		s.lost = append(s.lost, name)
+	}
 	out.Events = append(out.Events, Event{Kind: EventPeer, Peer: name, Alive: candidate, Interfaces: []string{seg.Name}, Reason: reason})
 	if candidate && pr.wasCandidate {
 		s.reannounce = true
@@ -463,7 +473,7 @@ func (s *Speaker) Tick(now time.Time) Output {
 		seg.sent++
 		if !seg.holdDone && seg.sent > s.multiplier {
 			seg.holdDone = true
-			s.dirtyElection = true
+			s.dirtyElection, s.fullElection = true, true
 			out.Events = append(out.Events, Event{Kind: EventHoldEnded, Interfaces: []string{seg.Name}})
 		}
 	}

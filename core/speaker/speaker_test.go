@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -339,5 +340,58 @@ func TestMalformedFramesAreCountedAndDropped(t *testing.T) {
 	}
 	if out := sp.HandleFrame("eth0", good, l.now); len(out.Events) != 1 || out.Events[0].Peer != "node-z" || !out.Events[0].Alive {
 		t.Errorf("a valid heartbeat after the bad ones: events %+v, want node-z candidate", out.Events)
+	}
+}
+
+// TestIncrementalElectionMatchesFull: after peer changes the speaker re-elects only the
+// Services they can affect; at every step a full election must find nothing to change.
+func TestIncrementalElectionMatchesFull(t *testing.T) {
+	nodes := []string{"node-a", "node-b", "node-c", "node-d", "node-e"}
+	l := newLAN(t, nodes...)
+	var svcs []Service
+	for i := range 40 {
+		svc := web(fmt.Sprintf("10.0.0.%d", 200+i))
+		svc.Name = fmt.Sprintf("web-%02d", i)
+		svcs = append(svcs, svc)
+	}
+	l.setServices(svcs)
+	steps := []struct {
+		at   time.Duration
+		what func()
+	}{
+		{5050 * time.Millisecond, func() { l.crash("node-b") }},
+		{6 * time.Second, func() { l.cut["node-c"] = true }},
+		{7 * time.Second, func() { l.start("node-b") }},
+		{8 * time.Second, func() { l.cut["node-c"] = false }},
+		{9 * time.Second, func() { l.deliver("node-d", l.speakers["node-d"].Stop(l.now)); l.crash("node-d") }},
+		{10 * time.Second, func() { l.start("node-d") }},
+	}
+	checks := 0
+	for _, step := range steps {
+		for l.now.Before(epoch.Add(step.at)) {
+			l.runUntil(l.now.Sub(epoch) + 50*time.Millisecond)
+			for _, n := range nodes {
+				sp := l.speakers[n]
+				if l.crashed[n] || sp.Stopped() {
+					continue
+				}
+				out := sp.electAll(l.now)
+				for _, ev := range out.Events {
+					if ev.Kind == EventOwn || ev.Kind == EventDisown {
+						t.Fatalf("%v: %s: a full election changed ownership: %s", l.now.Sub(epoch), n, ev)
+					}
+				}
+				checks++
+			}
+		}
+		step.what()
+	}
+	l.runUntil(12 * time.Second)
+	owned := 0
+	for _, n := range nodes {
+		owned += len(l.speakers[n].Owned())
+	}
+	if owned != len(svcs) || checks == 0 {
+		t.Errorf("%d VIPs owned at the end, want %d (checks: %d)", owned, len(svcs), checks)
 	}
 }
