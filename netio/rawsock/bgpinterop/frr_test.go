@@ -23,13 +23,24 @@ type frr struct {
 	bfdd *netnslab.Process
 }
 
-// frrBGPConfig accepts every node of the rack as a dynamic iBGP neighbour and installs up to 16
-// equal paths (IPv4 and IPv6 over the IPv4 sessions). bfdProfile, when not empty, enables BFD
-// with that profile of bfdd's configuration.
-func frrBGPConfig(bfdProfile string) string {
+// frrOptions vary FRR's BGP configuration.
+type frrOptions struct {
+	// bfdProfile, when not empty, enables BFD with that profile of bfdd's configuration.
+	bfdProfile string
+	// ebgp makes the nodes external neighbours (any AS but the router's) instead of internal.
+	ebgp bool
+}
+
+// frrBGPConfig accepts every node of the rack as a dynamic neighbour, over IPv4 or IPv6, and
+// installs up to 16 equal paths of both families.
+func frrBGPConfig(o frrOptions) string {
 	bfd := ""
-	if bfdProfile != "" {
-		bfd = " neighbor NODES bfd\n neighbor NODES bfd profile " + bfdProfile + "\n"
+	if o.bfdProfile != "" {
+		bfd = " neighbor NODES bfd\n neighbor NODES bfd profile " + o.bfdProfile + "\n"
+	}
+	remoteAS, paths := "internal", "maximum-paths ibgp 16"
+	if o.ebgp {
+		remoteAS, paths = "external", "maximum-paths 16"
 	}
 	return fmt.Sprintf(`frr defaults datacenter
 hostname router
@@ -37,21 +48,29 @@ router bgp %d
  bgp router-id %s
  no bgp ebgp-requires-policy
  neighbor NODES peer-group
- neighbor NODES remote-as internal
+ neighbor NODES remote-as %s
 %s bgp listen range %s peer-group NODES
+ bgp listen range fd00:77::/64 peer-group NODES
  address-family ipv4 unicast
-  maximum-paths ibgp 16
+  neighbor NODES activate
+  %s
  exit-address-family
  address-family ipv6 unicast
   neighbor NODES activate
-  maximum-paths ibgp 16
+  %s
  exit-address-family
-`, routerASN, routerAddr, bfd, subnet4)
+`, routerASN, routerAddr, remoteAS, bfd, subnet4, paths, paths)
 }
 
 // startFRR starts zebra, bgpd and, with a BFD profile, bfdd with that profile, in the
 // foreground so the lab owns them.
 func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
+	r.t.Helper()
+	return r.startFRRWith(bfdProfile, false)
+}
+
+// startFRRWith starts FRR with external (ebgp) or internal neighbours.
+func (r *rack) startFRRWith(bfdProfile *config.BFDProfile, ebgp bool) *frr {
 	r.t.Helper()
 	netnslab.RequireBinary(r.t, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd", "vtysh")
 	dir := r.workDir("frr")
@@ -80,7 +99,7 @@ func (r *rack) startFRR(bfdProfile *config.BFDProfile) *frr {
 		f.bfdd = bfdd
 	}
 	args := common("bgpd")
-	writeFile(r.t, dir, "bgpd.conf", frrBGPConfig(profileName), "frr")
+	writeFile(r.t, dir, "bgpd.conf", frrBGPConfig(frrOptions{bfdProfile: profileName, ebgp: ebgp}), "frr")
 	bgpd := r.router.Start("/usr/lib/frr/bgpd", append(args, "-F", "datacenter")...)
 	waitForFile(r.t, filepath.Join(run, "bgpd.vty"), bgpd)
 	return f
@@ -107,6 +126,9 @@ func (f *frr) vtysh(cmd string) (string, error) {
 
 // frrPath is one path of `show bgp <afi> unicast <prefix> json`.
 type frrPath struct {
+	ASPath struct {
+		String string `json:"string"`
+	} `json:"aspath"`
 	LocPrf    uint32 `json:"locPrf"`
 	Community struct {
 		String string `json:"string"`
@@ -146,6 +168,12 @@ func (f *frr) paths(prefix netip.Prefix) ([]frrPath, string) {
 // announced communities and LOCAL_PREF, all of them in the multipath set.
 func (f *frr) expectPaths(prefix netip.Prefix, want []netip.Addr) {
 	f.r.t.Helper()
+	f.expectPathsWith(prefix, want, "Local", 200)
+}
+
+// expectPathsWith is expectPaths with the AS path and LOCAL_PREF FRR must show (0: none).
+func (f *frr) expectPathsWith(prefix netip.Prefix, want []netip.Addr, asPath string, localPref uint32) {
+	f.r.t.Helper()
 	eventually(f.r.t, 30*time.Second, fmt.Sprintf("FRR paths to %s via %v", prefix, want), func() (bool, string) {
 		paths, out := f.paths(prefix)
 		if len(paths) != len(want) {
@@ -153,7 +181,7 @@ func (f *frr) expectPaths(prefix netip.Prefix, want []netip.Addr) {
 		}
 		var hops []string
 		for _, p := range paths {
-			if p.LocPrf != 200 || p.Community.String != "64512:100" || p.LargeCommunity.String != "64512:1:2" {
+			if p.LocPrf != localPref || p.ASPath.String != asPath || p.Community.String != "64512:100" || p.LargeCommunity.String != "64512:1:2" {
 				return false, "attributes: " + out
 			}
 			if !p.Multipath && (p.Bestpath == nil || !p.Bestpath.Overall) {
@@ -198,6 +226,25 @@ func TestFRR(t *testing.T) {
 	if paths, out := f.paths(vip4); len(paths) != 0 {
 		t.Errorf("FRR still has paths to %s after both speakers stopped: %s", vip4, out)
 	}
+}
+
+// TestFRREBGP is MetalLB's usual setup: the nodes are external neighbours (AS 64500) on the
+// link, so the sessions run with TTL 1, the AS path is the nodes' AS, LOCAL_PREF is not sent
+// (RFC 4271 §5.1.5; FRR's JSON then has no locPrf), and the two paths form one ECMP route. Node 2 peers over
+// IPv6 and announces its IPv4 VIP with an IPv4 next hop over it (RFC 4760).
+func TestFRREBGP(t *testing.T) {
+	r := newRack(t, 2)
+	f := r.startFRRWith(nil, true)
+	r.startSpeakerWith(0, speakerConfig{routes: announced(), myASN: 64500})
+	s2 := r.startSpeakerWith(1, speakerConfig{routes: announced(), myASN: 64500, router: routerAddr6})
+
+	f.expectPathsWith(vip4, nodes4(2), "64500", 0)
+	f.expectPathsWith(vip6, nodes6(2), "64500", 0)
+	r.expectKernelRoute(vip4, nodes4(2), 10*time.Second)
+	r.expectKernelRoute(vip6, nodes6(2), 10*time.Second)
+	s2.stop()
+	r.expectKernelRoute(vip4, nodes4(1), 10*time.Second)
+	r.expectKernelRoute(vip6, nodes6(1), 10*time.Second)
 }
 
 // frrFast is the BFD profile of the BFD test, on both sides.

@@ -137,14 +137,41 @@ var quiet = func() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }()
 
-// startSpeaker runs a session from node i to the router that announces routes.
+// startSpeaker runs an iBGP session from node i to the router's IPv4 address that announces
+// routes, with BFD when profile is not nil.
 func (r *rack) startSpeaker(i int, routes []bgp.Route, profile *config.BFDProfile) *speaker {
 	r.t.Helper()
+	return r.startSpeakerWith(i, speakerConfig{routes: routes, bfd: profile})
+}
+
+// speakerConfig varies a speaker's session.
+type speakerConfig struct {
+	routes []bgp.Route
+	bfd    *config.BFDProfile
+	// myASN is the node's AS; 0 means the router's (iBGP).
+	myASN uint32
+	// router is the address to peer with; invalid means the router's IPv4 address.
+	router netip.Addr
+}
+
+func (r *rack) startSpeakerWith(i int, sc speakerConfig) *speaker {
+	r.t.Helper()
+	routes, profile := sc.routes, sc.bfd
+	if sc.myASN == 0 {
+		sc.myASN = routerASN
+	}
+	if !sc.router.IsValid() {
+		sc.router = routerAddr
+	}
+	local := nodeAddr(i)
+	if sc.router.Is6() {
+		local = nodeAddr6(i)
+	}
 	node, err := rawsock.New(rawsock.Options{NetNS: r.nodes[i].Path(), Logger: quiet})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	peer := &config.Peer{Name: "router", MyASN: routerASN, ASN: routerASN, Addr: routerAddr,
+	peer := &config.Peer{Name: "router", MyASN: sc.myASN, ASN: routerASN, Addr: sc.router,
 		RouterID: nodeAddr(i), HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
 		ConnectTime: 2 * time.Second}
 	tr := bgp.TransportFor(peer)
@@ -153,7 +180,7 @@ func (r *rack) startSpeaker(i int, routes []bgp.Route, profile *config.BFDProfil
 		Jitter:    rand.New(rand.NewPCG(uint64(i), 1)),
 		NextHopV4: nodeAddr(i), NextHopV6: nodeAddr6(i),
 		Dial: func(ctx context.Context) (net.Conn, error) {
-			return node.DialTCP(ctx, netip.AddrPortFrom(nodeAddr(i), 0), tr.Remote, netio.TCPOptions{TTL: tr.TTL})
+			return node.DialTCP(ctx, netip.AddrPortFrom(local, 0), tr.Remote, netio.TCPOptions{TTL: tr.TTL})
 		},
 	})
 	if err != nil {
@@ -166,7 +193,7 @@ func (r *rack) startSpeaker(i int, routes []bgp.Route, profile *config.BFDProfil
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		s.bfdS, err = s.bfd.Add(bfdio.SessionConfig{Peer: routerAddr, Local: nodeAddr(i), Profile: profile,
+		s.bfdS, err = s.bfd.Add(bfdio.SessionConfig{Peer: sc.router, Local: local, Profile: profile,
 			OnChange: func(st bfd.State, _ bfd.Diag) {
 				if st == bfd.StateDown {
 					sess.BFDDown()
