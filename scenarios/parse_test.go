@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,68 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted a scenario without a positive duration")
 		}
 	})
+}
+
+// TestConfigFilesAndNodeLabels runs the L2 example manifests from a file: its
+// L2Advertisement keeps control-plane nodes out, through nodeLabels.
+func TestConfigFilesAndNodeLabels(t *testing.T) {
+	example, err := filepath.Abs("examples/l2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenario := `
+duration: 7s
+topology:
+  segments: [{name: office}]
+  nodes:
+    - {name: cp, interfaces: [{name: eth0, segment: office, addrs: [192.168.1.10/24, "2001:db8:1::10/64"]}]}
+    - {name: w1, interfaces: [{name: eth0, segment: office, addrs: [192.168.1.11/24, "2001:db8:1::11/64"]}]}
+    - {name: w2, interfaces: [{name: eth0, segment: office, addrs: [192.168.1.12/24, "2001:db8:1::12/64"]}]}
+  clients:
+    - {name: laptop, interfaces: [{name: eth0, segment: office, addrs: [192.168.1.100/24, "2001:db8:1::100/64"]}]}
+nodeLabels:
+  cp: {node-role.kubernetes.io/control-plane: ""}
+configFiles: [` + example + `]
+services:
+  - {name: web, namespace: shop, ipFamilyPolicy: PreferDualStack}
+clients:
+  - {client: laptop, service: shop/web, start: 500ms, interval: 50ms, timeout: 2s}
+events:
+  - {at: 5050ms, name: crash, crash: {ownerOf: shop/web}}
+expect:
+  - sameOwner: {service: shop/web}
+  - maxOutage: {event: crash, max: 500ms}
+  - clientEndsOnOwner: {client: laptop}
+`
+	path := filepath.Join(t.TempDir(), "office.yaml")
+	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report strings.Builder
+	if err := res.WriteReport(&report); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Passed() {
+		t.Fatalf("expectations failed:\n%s", report.String())
+	}
+	owners := 0
+	for _, e := range res.Timeline {
+		if strings.HasPrefix(e.What, "owns ") {
+			owners++
+			if e.Who == "cp" {
+				t.Errorf("the control-plane node claimed a VIP: %s", e.What)
+			}
+		}
+	}
+	if owners != 4 {
+		t.Errorf("%d ownership claims, want 4 (two VIPs, before and after the crash):\n%s", owners, report.String())
+	}
 }
