@@ -88,6 +88,14 @@ func (r *recorder) read(f func(r *recorder) bool) bool {
 // recorder, and stops them when the test ends.
 func startWatcher(t *testing.T, namespace, node string) (*kspeaker.Watcher, *recorder) {
 	t.Helper()
+	return startWatcherWith(t, kspeaker.Options{NodeName: node, Namespace: namespace})
+}
+
+// startWatcherWith is startWatcher with more options; the heartbeat Secret and key are
+// heartbeatSecret's.
+func startWatcherWith(t *testing.T, opts kspeaker.Options) (*kspeaker.Watcher, *recorder) {
+	t.Helper()
+	namespace, node := opts.Namespace, opts.NodeName
 	mgr, err := manager.New(env.Config, manager.Options{
 		Scheme:                 envtestutil.Scheme(),
 		Cache:                  kspeaker.CacheOptions(namespace, node, "switchyard-heartbeat"),
@@ -98,9 +106,10 @@ func startWatcher(t *testing.T, namespace, node string) (*kspeaker.Watcher, *rec
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	w, err := kspeaker.New(mgr, rec, kspeaker.Options{NodeName: node, Namespace: namespace,
-		HeartbeatSecret: "switchyard-heartbeat", HeartbeatKey: heartbeatSecret(namespace).Data[kspeaker.HeartbeatKeyField],
-		SkipNameValidation: true})
+	opts.HeartbeatSecret = "switchyard-heartbeat"
+	opts.HeartbeatKey = heartbeatSecret(namespace).Data[kspeaker.HeartbeatKeyField]
+	opts.SkipNameValidation = true
+	w, err := kspeaker.New(mgr, rec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,6 +379,50 @@ func TestWatcherWritesServiceL2Status(t *testing.T) {
 	// One nodeAssigned for the whole time the node announced.
 	if got := eventsFor(t, c, ns, "Service", "web"); !cmp.Equal(got, wantEvents) {
 		t.Errorf("events = %q, want %q", got, wantEvents)
+	}
+}
+
+func TestWatcherReportsHeartbeatKeyChange(t *testing.T) {
+	c := requireEnv(t)
+	ctx := context.Background()
+	const ns = "watch-key"
+	createNamespace(t, c, ns)
+	secret := heartbeatSecret(ns)
+	mustCreate(t, c, secret)
+	var mu sync.Mutex
+	changes := 0
+	startWatcherWith(t, kspeaker.Options{NodeName: "key-a", Namespace: ns, OnHeartbeatKeyChange: func() {
+		mu.Lock()
+		changes++
+		mu.Unlock()
+	}})
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return changes
+	}
+	update := func(key string) {
+		t.Helper()
+		patch := client.MergeFrom(secret.DeepCopy())
+		secret.Data = map[string][]byte{kspeaker.HeartbeatKeyField: []byte(key)}
+		if err := c.Patch(ctx, secret, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Unusable keys and the same key change nothing; the speaker keeps the key it has.
+	update("short")
+	update(string(heartbeatSecret(ns).Data[kspeaker.HeartbeatKeyField]))
+	time.Sleep(time.Second)
+	if n := count(); n != 0 {
+		t.Fatalf("OnHeartbeatKeyChange called %d times for an unusable or unchanged key", n)
+	}
+	update("a-new-key-of-thirty-two-bytes!!!")
+	waitFor(t, 10*time.Second, "the key change to be reported", func() (bool, error) { return count() == 1, nil })
+	update("and-another-one-thirty-two-bytes")
+	time.Sleep(time.Second)
+	if n := count(); n != 1 {
+		t.Errorf("OnHeartbeatKeyChange called %d times, want once: the speaker restarts on the first", n)
 	}
 }
 
