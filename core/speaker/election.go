@@ -168,7 +168,7 @@ func (s *Speaker) electInto(now time.Time, out *Output) {
 
 // wins decides, with core/election, whether this node owns svc. It returns the interfaces to
 // announce each VIP on, or nil and the reason it does not own the Service; and the winner.
-func (s *Speaker) wins(svc *service, el *electorate) (claim map[netip.Addr][]string, reason, winner string) {
+func (s *Speaker) wins(svc *Service, el *electorate) (claim map[netip.Addr][]string, reason, winner string) {
 	if s.lb == nil {
 		return nil, "no configuration", ""
 	}

@@ -43,7 +43,7 @@ type Speaker struct {
 
 	lb       *config.Config
 	adsFor   map[string][]*config.L2Advertisement // by pool name
-	services map[ServiceKey]*service
+	services map[ServiceKey]*Service
 	order    []ServiceKey // sorted
 	ends     map[ServiceKey][]Endpoint
 	nodes    map[string]*Node // nil until SetNodes: every peer is accepted, without labels
@@ -67,11 +67,6 @@ type Speaker struct {
 	lastReannounce time.Time
 	deadline       time.Time
 	deadlineStale  bool
-}
-
-// service is a validated Service.
-type service struct {
-	Service
 }
 
 // segment is one of our interfaces and the peers heard on it.
@@ -122,7 +117,7 @@ func New(cfg Config) (*Speaker, error) {
 		responder:     resp,
 		multiplier:    lc.Multiplier,
 		window:        time.Duration(lc.Multiplier)*lc.Interval + lc.Interval/2,
-		services:      map[ServiceKey]*service{},
+		services:      map[ServiceKey]*Service{},
 		ends:          map[ServiceKey][]Endpoint{},
 		segs:          map[string]*segment{},
 		owned:         map[netip.Addr]*ownership{},
@@ -166,7 +161,7 @@ func (s *Speaker) SetConfig(cfg *config.Config, now time.Time) (Output, error) {
 // SetServices replaces the Services. The list is rejected as a whole, naming the Service and
 // field, when one of them is invalid.
 func (s *Speaker) SetServices(svcs []Service, now time.Time) (Output, error) {
-	next := make(map[ServiceKey]*service, len(svcs))
+	next := make(map[ServiceKey]*Service, len(svcs))
 	for i := range svcs {
 		svc := svcs[i]
 		if err := validateService(&svc); err != nil {
@@ -176,7 +171,7 @@ func (s *Speaker) SetServices(svcs []Service, now time.Time) (Output, error) {
 			return Output{}, fmt.Errorf("speaker: services[%d] (%s): listed twice", i, svc.Key())
 		}
 		svc.VIPs = slices.Clone(svc.VIPs)
-		next[svc.Key()] = &service{Service: svc}
+		next[svc.Key()] = &svc
 	}
 	s.services = next
 	s.order = slices.SortedFunc(maps.Keys(next), compareKeys)
