@@ -43,6 +43,7 @@ func TestScenarioECMP(t *testing.T) {
 		t.Errorf("%d client connections failed, want 0", f)
 	}
 	flows := l.router.Flows()
+	t.Logf("flows per next hop %v; connections served per node %v", flows, served)
 	total := 0
 	for _, nh := range all3 {
 		total += flows[nh]
@@ -85,6 +86,8 @@ func TestScenarioNodeFailureBFD(t *testing.T) {
 	}
 	if d := at - crashAt; d > 350*time.Millisecond || d < 200*time.Millisecond {
 		t.Errorf("next hop removed %v after the crash, want within (200ms, 350ms]", d)
+	} else {
+		t.Logf("with BFD 100ms x 3 the router removed the crashed node's next hop %v after the crash", d)
 	}
 	if got := l.hops(vip4); !slices.Equal(got, remaining) {
 		t.Errorf("next hops after the crash: %v, want %v", got, remaining)
@@ -121,6 +124,8 @@ func TestScenarioNodeFailureHoldTime(t *testing.T) {
 	}
 	if d := at - crashAt; d <= 6*time.Second || d > 9*time.Second {
 		t.Errorf("next hop removed %v after the crash, want within (6s, 9s]", d)
+	} else {
+		t.Logf("without BFD the router removed the crashed node's next hop %v after the crash (hold time 9s)", d)
 	}
 	if ev := lastEvent(l.router.Events(), EventDown); ev.Peer != nodeAddr(1) || ev.Reason != "hold timer expired" {
 		t.Errorf("last down event %+v, want node-2's hold timer", ev)
