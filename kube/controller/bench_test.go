@@ -139,7 +139,8 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 // BenchmarkControllerRSS10kServices runs `switchyard controller` as its own process against
 // 10,000 LoadBalancer Services and reports its resident set size once every one of them has
-// an address (rss-MiB), and how long that took from the controller's start (settle-s).
+// an address (rss-MiB), and how long that took from the controller's start (settle-s). The
+// process runs with the GOMEMLIMIT of deploy/controller.yaml.
 func BenchmarkControllerRSS10kServices(b *testing.B) {
 	const services = 10000
 	c := requireEnv(b)
@@ -173,7 +174,8 @@ func BenchmarkControllerRSS10kServices(b *testing.B) {
 		cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--namespace", system,
 			"--disable-webhook", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 			"--leader-elect=false", "--kube-api-qps=-1")
-		cmd.Stderr = nil
+		// The same soft memory limit as deploy/controller.yaml gives the controller.
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+controllerMemLimit)
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -198,6 +200,9 @@ func BenchmarkControllerRSS10kServices(b *testing.B) {
 		b.ReportMetric(settle.Seconds(), "settle-s")
 	}
 }
+
+// controllerMemLimit is the GOMEMLIMIT of deploy/controller.yaml.
+const controllerMemLimit = "80MiB"
 
 // vmRSS returns a process's resident set size in bytes, from /proc/PID/status.
 func vmRSS(pid int) (int64, error) {
