@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -49,6 +50,11 @@ var (
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
+	flag.Parse()
+	// Fuzzing (FuzzUsable) needs no API server, and every fuzz worker runs TestMain.
+	if fuzz := flag.Lookup("test.fuzz"); fuzz != nil && fuzz.Value.String() != "" || isFuzzWorker() {
+		os.Exit(m.Run())
+	}
 	env, envErr = envtestutil.Start()
 	code := m.Run()
 	if env != nil {
@@ -57,6 +63,11 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+func isFuzzWorker() bool {
+	w := flag.Lookup("test.fuzzworker")
+	return w != nil && w.Value.String() == "true"
 }
 
 // served is a webhook server running against the shared API server, with the webhook
