@@ -53,7 +53,7 @@ speaker waits for it before announcing anything, and restarts when it changes.`
 type speakerFlags struct {
 	nodeName, podName, namespace, kubeconfig, lbClass string
 	heartbeatSecret                                   string
-	metricsAddr, probeAddr                            string
+	metricsAddr, probeAddr, pprofAddr                 string
 	backend, netns                                    string
 	logLevel                                          string
 	excludeInterfaces                                 string
@@ -79,6 +79,7 @@ func runSpeaker(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.StringVar(&f.heartbeatSecret, "heartbeat-secret", "switchyard-heartbeat", "Secret holding the heartbeat key (data key \""+kspeaker.HeartbeatKeyField+"\")")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":7474", "address of /healthz and /readyz; 0 disables them")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "address of the Go profiler (/debug/pprof/); empty disables it")
 	fs.StringVar(&f.backend, "backend", "rawsock", "packet I/O backend; rawsock (AF_PACKET sockets) is the only one for real networks")
 	fs.StringVar(&f.netns, "netns", "", "network namespace `PATH` to announce in (e.g. /var/run/netns/NAME); empty means the process's own")
 	fs.StringVar(&f.excludeInterfaces, "exclude-interfaces", defaultExcludeInterfaces,
@@ -155,6 +156,7 @@ func startSpeaker(ctx context.Context, f speakerFlags, exclude *regexp.Regexp, s
 		Cache:                  kspeaker.CacheOptions(f.namespace, f.nodeName, f.heartbeatSecret),
 		Metrics:                metricsserver.Options{BindAddress: f.metricsAddr},
 		HealthProbeBindAddress: f.probeAddr,
+		PprofBindAddress:       f.pprofAddr,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

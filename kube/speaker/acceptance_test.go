@@ -67,7 +67,7 @@ func TestSpeakerAnswersArpingForNewService(t *testing.T) {
 	// on it may claim addresses there).
 	for _, want := range []string{`"msg":"configuration loaded"`, `"msg":"nodes updated"`, `"msg":"hold-ended"`} {
 		if !sp.waitForLog(want, 60*time.Second) {
-			t.Fatalf("speaker did not log %s; log:\n%s", want, sp.log())
+			t.Fatalf("speaker did not log %s", want)
 		}
 	}
 
@@ -103,7 +103,7 @@ func TestSpeakerAnswersArpingForNewService(t *testing.T) {
 	got := strings.ToLower(strings.TrimSpace(probeOut.String()))
 	t.Logf("arping answered %v after the Service got %s: %q", answered.Round(time.Millisecond), vip, got)
 	if probeErr != nil || got != nodeMAC {
-		t.Fatalf("arping %s from the client: %v, output %q; want a reply from the node's MAC %s\nspeaker log:\n%s", vip, probeErr, got, nodeMAC, sp.log())
+		t.Fatalf("arping %s from the client: %v, output %q; want a reply from the node's MAC %s", vip, probeErr, got, nodeMAC)
 	}
 	if answered > time.Second {
 		t.Fatalf("the first ARP reply came %v after the Service got its address; want within 1s", answered)
@@ -127,10 +127,10 @@ func TestSpeakerAnswersArpingForNewService(t *testing.T) {
 
 	// A graceful stop sends the leave heartbeat and releases the address.
 	if err := sp.stop(); err != nil {
-		t.Fatalf("speaker exited with %v; log:\n%s", err, sp.log())
+		t.Fatalf("speaker exited with %v", err)
 	}
 	if !strings.Contains(sp.log(), `"msg":"stopped"`) {
-		t.Errorf("speaker log has no stopped event:\n%s", sp.log())
+		t.Errorf("speaker log has no stopped event")
 	}
 }
 
@@ -200,7 +200,7 @@ func startProcess(t testing.TB, name string, args ...string) *process {
 	t.Cleanup(func() {
 		_ = p.stop()
 		if t.Failed() {
-			t.Logf("log of %s:\n%s", name, p.log())
+			t.Logf("log of %s (end):\n%s", name, lastLines(p.log(), 60))
 		}
 	})
 	return p
@@ -221,6 +221,12 @@ func (p *process) stop() error {
 }
 
 func (p *process) log() string { return p.out.String() }
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
 
 // waitForLog waits until the output contains substr, and reports whether it did before
 // timeout and before the process exited.

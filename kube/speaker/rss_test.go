@@ -3,6 +3,9 @@ package speaker_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -35,7 +38,8 @@ const (
 // each. It reports the steady RSS once every status is written (RSS-MiB), the peak
 // (peak-RSS-MiB), and fails when the steady RSS is over the 40 MiB target.
 //
-// Run it with -benchtime=1x: one iteration is a whole cluster.
+// Run it with -benchtime=1x: one iteration is a whole cluster. With SPEAKER_HEAP_PROFILE=FILE
+// the speaker's heap profile at the end is saved to FILE (go tool pprof FILE).
 func BenchmarkSpeakerRSS10kServices(b *testing.B) {
 	lab := netnslab.New(b)
 	netnslab.RequireBinary(b, "go")
@@ -58,7 +62,7 @@ func BenchmarkSpeakerRSS10kServices(b *testing.B) {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}},
 	)
 	start := time.Now()
-	parallel(b, rssServices, 32, func(i int) error { return createBenchService(ctx, c, ns, nodeName, i) })
+	parallel(b, rssServices, 64, func(i int) error { return createBenchService(ctx, c, ns, nodeName, i) })
 	b.Logf("created %d Services with addresses and EndpointSlices in %v", rssServices, time.Since(start).Round(time.Second))
 
 	kubeconfig, err := env.KubeconfigFile(b.TempDir())
@@ -67,8 +71,10 @@ func BenchmarkSpeakerRSS10kServices(b *testing.B) {
 	}
 	b.ResetTimer()
 	start = time.Now()
+	pprofAddr := freeLocalAddr(b)
 	sp := startProcess(b, bin, "speaker", "--node-name="+nodeName, "--namespace="+ns, "--kubeconfig="+kubeconfig,
-		"--netns="+node.Path(), "--metrics-bind-address=0", "--health-probe-bind-address=0", "--kube-api-qps=-1")
+		"--netns="+node.Path(), "--metrics-bind-address=0", "--health-probe-bind-address=0", "--kube-api-qps=-1",
+		"--pprof-bind-address="+pprofAddr, "--log-level=warn")
 	pid := sp.cmd.Process.Pid
 	var peak float64
 	waitForB(b, 10*time.Minute, "a ServiceL2Status for every Service", func() (bool, error) {
@@ -86,6 +92,9 @@ func BenchmarkSpeakerRSS10kServices(b *testing.B) {
 	rss := rssMiB(b, pid, "VmRSS")
 	peak = max(peak, rssMiB(b, pid, "VmHWM"))
 	b.StopTimer()
+	if path := os.Getenv("SPEAKER_HEAP_PROFILE"); path != "" {
+		saveHeapProfile(b, pprofAddr, path)
+	}
 	b.ReportMetric(rss, "RSS-MiB")
 	b.ReportMetric(peak, "peak-RSS-MiB")
 	b.ReportMetric(converged.Seconds(), "s-to-all-statuses")
@@ -188,4 +197,33 @@ func waitForB(b testing.TB, timeout time.Duration, what string, cond func() (boo
 		time.Sleep(time.Second)
 	}
 	b.Fatalf("timed out after %s waiting for %s (last: %v)", timeout, what, lastErr)
+}
+
+// freeLocalAddr returns a loopback address with a port that was free a moment ago.
+func freeLocalAddr(b testing.TB) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// saveHeapProfile fetches the speaker's heap profile into path.
+func saveHeapProfile(b testing.TB, addr, path string) {
+	b.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+	if err != nil {
+		b.Fatalf("fetching the heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		b.Fatalf("saving the heap profile: %v", err)
+	}
+	b.Logf("heap profile of the speaker saved to %s", path)
 }
