@@ -14,6 +14,7 @@
 package attach
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,23 @@ type Options struct {
 	// OnEvent, when set, is called with every speaker event, under the binding's lock and in
 	// order. It must not call back into the Binding.
 	OnEvent func(speaker.Event)
+	// Interfaces chooses the interfaces the speaker uses; nil means Usable. The choice is made
+	// once, at Start: an interface added later is not used.
+	Interfaces func(netio.Interface) bool
+}
+
+// Usable reports whether an interface can carry VIPs: it has an Ethernet address (loopback
+// and tunnels have none) and an address other than a link-local one.
+func Usable(ifc netio.Interface) bool {
+	if len(ifc.MAC) != 6 || bytes.Equal(ifc.MAC, make([]byte, 6)) {
+		return false
+	}
+	for _, p := range ifc.Addrs {
+		if a := p.Addr(); !a.IsLinkLocalUnicast() && !a.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // Binding is a speaker running on a node.
@@ -53,6 +71,19 @@ type Binding struct {
 	stopLink func()
 	stopped  bool
 	sendErrs uint64
+	used     []string // the interfaces chosen at Start
+}
+
+// choose keeps the interfaces the binding uses: at Start those Options.Interfaces accepts,
+// later the same names.
+func (b *Binding) choose(all []netio.Interface) []netio.Interface {
+	var out []netio.Interface
+	for _, ifc := range all {
+		if b.used == nil && b.opts.Interfaces(ifc) || slices.Contains(b.used, ifc.Name) {
+			out = append(out, ifc)
+		}
+	}
+	return out
 }
 
 // etherTypes are the frames the speaker handles.
@@ -65,13 +96,18 @@ func Start(node netio.Node, sp *speaker.Speaker, opts Options) (*Binding, error)
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	ifaces, err := node.Interfaces()
+	if opts.Interfaces == nil {
+		b.opts.Interfaces = Usable
+	}
+	all, err := node.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("attach: interfaces of node %s: %w", sp.NodeName(), err)
 	}
+	ifaces := b.choose(all)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ifc := range ifaces {
+		b.used = append(b.used, ifc.Name)
 		name := ifc.Name
 		port, err := node.OpenPort(name, netio.PortConfig{
 			EtherTypes: etherTypes,
@@ -214,7 +250,7 @@ func (b *Binding) linkChanged(netio.Interface) {
 		b.log.Warn("reading interfaces", slog.String("error", err.Error()))
 		return
 	}
-	out, err := b.sp.SetInterfaces(convert(ifaces), b.clock.Now())
+	out, err := b.sp.SetInterfaces(convert(b.choose(ifaces)), b.clock.Now())
 	if err != nil {
 		b.log.Warn("interfaces rejected", slog.String("error", err.Error()))
 	}

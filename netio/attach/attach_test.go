@@ -227,3 +227,23 @@ func TestConcurrentCallbacks(t *testing.T) {
 		t.Errorf("accepted %d heartbeats, want 400 (200 per interface)", got)
 	}
 }
+
+func TestUsable(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	tests := []struct {
+		name string
+		ifc  netio.Interface
+		want bool
+	}{
+		{"ethernet with an address", netio.Interface{Name: "eth0", MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}, true},
+		{"ethernet, IPv6 global only", netio.Interface{Name: "eth0", MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("fe80::1/64"), netip.MustParsePrefix("2001:db8::1/64")}}, true},
+		{"ethernet, link-local only", netio.Interface{Name: "eth1", MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("fe80::1/64")}}, false},
+		{"loopback", netio.Interface{Name: "lo", MAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}}, false},
+		{"tunnel without MAC", netio.Interface{Name: "wg0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}}, false},
+	}
+	for _, tt := range tests {
+		if got := attach.Usable(tt.ifc); got != tt.want {
+			t.Errorf("%s: Usable = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
