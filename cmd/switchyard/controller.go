@@ -57,7 +57,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		defaultNS = "metallb-system"
 	}
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster or $KUBECONFIG")
-	fs.StringVar(&f.namespace, "namespace", defaultNS, "namespace of the metallb.io configuration (default $POD_NAMESPACE or metallb-system)")
+	fs.StringVar(&f.namespace, "namespace", defaultNS, "namespace of the metallb.io configuration, the webhook certificate and the heartbeat Secret ($POD_NAMESPACE when set)")
 	fs.StringVar(&f.lbClass, "lb-class", "", "spec.loadBalancerClass to handle; empty means Services without a class")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")

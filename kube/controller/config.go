@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -129,12 +130,14 @@ func (c *Controller) reconcileConfig(ctx context.Context, _ reconcile.Request) (
 	// Every Service is looked at again under the new configuration: pools may now serve
 	// Services that had none, or have room they lacked.
 	var all corev1.ServiceList
-	if err := c.client.List(ctx, &all); err != nil {
+	if err := c.client.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, err
 	}
 	for i := range all.Items {
+		// Only the key is needed to enqueue; a bare object keeps the channel small.
+		key := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: all.Items[i].Namespace, Name: all.Items[i].Name}}
 		select {
-		case c.resync <- event.GenericEvent{Object: &all.Items[i]}:
+		case c.resync <- event.GenericEvent{Object: key}:
 		case <-ctx.Done():
 			return reconcile.Result{}, ctx.Err()
 		}
@@ -178,12 +181,14 @@ func renumbered(plan []ipam.PlanEntry) []string {
 // allocator's form, with its status addresses as CurrentIPs. Services that cannot be
 // converted are left out here; the Service loop reports them.
 func (c *Controller) loadBalancerServices(ctx context.Context) ([]ipam.Service, error) {
+	// The cached objects are only read here, so they need not be copied (with tens of
+	// thousands of Services the copies would be most of a configuration change's cost).
 	var list corev1.ServiceList
-	if err := c.client.List(ctx, &list); err != nil {
+	if err := c.client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing Services: %w", err)
 	}
 	var namespaces corev1.NamespaceList
-	if err := c.client.List(ctx, &namespaces); err != nil {
+	if err := c.client.List(ctx, &namespaces, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing Namespaces: %w", err)
 	}
 	nsLabels := make(map[string]map[string]string, len(namespaces.Items))

@@ -32,7 +32,7 @@ import (
 func (c *Controller) setupServiceLoop(mgr manager.Manager) error {
 	servicesInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
 		var list corev1.ServiceList
-		if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName()), client.UnsafeDisableDeepCopy); err != nil {
 			c.log.Error(err, "listing Services after a Namespace change", "namespace", ns.GetName())
 			return nil
 		}
