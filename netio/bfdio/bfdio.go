@@ -112,7 +112,9 @@ type SessionConfig struct {
 	// Profile gives the intervals, multiplier and passive mode.
 	Profile *config.BFDProfile
 	// OnChange is told of every state change. It runs on the driver's reader or a clock timer
-	// and must not block; tearing a BGP session down (bgp.Session.BFDDown) is fine.
+	// and must not block; tearing a BGP session down (bgp.Session.BFDDown) is fine. Close
+	// reports AdminDown through it on the caller's goroutine, so a caller that closes the
+	// session while holding a lock must not take that lock for AdminDown.
 	OnChange func(bfd.State, bfd.Diag)
 }
 
@@ -312,7 +314,8 @@ func (s *Session) Peer() netip.Addr { return s.peer }
 // LocalDiscriminator identifies the session in the peer's packets.
 func (s *Session) LocalDiscriminator() uint32 { return s.discr }
 
-// Close stops the session and releases its source port.
+// Close takes the session administratively down, which the peer hears at once (one AdminDown
+// packet, RFC 5880 §6.8.16), then stops it and releases its source port.
 func (s *Session) Close() {
 	d := s.d
 	d.mu.Lock()
@@ -321,6 +324,7 @@ func (s *Session) Close() {
 		delete(d.byPeer, s.peer)
 	}
 	d.mu.Unlock()
+	s.bfd.AdminDown()
 	s.bfd.Close()
 	s.tx.Close()
 }

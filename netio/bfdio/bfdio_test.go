@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,9 +56,18 @@ type change struct {
 }
 
 type side struct {
-	d       *bfdio.Driver
-	s       *bfdio.Session
+	d *bfdio.Driver
+	s *bfdio.Session
+	// mu guards changes: the driver's reader goroutine appends, the test reads. The simulator
+	// runs them one after the other, but the race detector cannot know that.
+	mu      sync.Mutex
 	changes []change
+}
+
+func (sd *side) lastChange() change {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	return sd.changes[len(sd.changes)-1]
 }
 
 func start(t *testing.T, n *sim.Network, node string, self, peer netip.Addr, seed uint64) *side {
@@ -72,7 +82,11 @@ func start(t *testing.T, n *sim.Network, node string, self, peer netip.Addr, see
 	}
 	sd := &side{d: d}
 	sd.s, err = d.Add(bfdio.SessionConfig{Peer: peer, Local: self, Profile: fast,
-		OnChange: func(st bfd.State, _ bfd.Diag) { sd.changes = append(sd.changes, change{n.Elapsed(), st}) }})
+		OnChange: func(st bfd.State, _ bfd.Diag) {
+			sd.mu.Lock()
+			sd.changes = append(sd.changes, change{n.Elapsed(), st})
+			sd.mu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +114,9 @@ func TestSessionsOverSimulatedUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.RunFor(time.Second)
-	last := a.changes[len(a.changes)-1]
+	last := a.lastChange()
 	if last.state != bfd.StateDown {
-		t.Fatalf("a's changes %v, want Down last", a.changes)
+		t.Fatalf("a's last change %v, want Down", last)
 	}
 	// The last packet from b came up to one (jittered) interval before the cut.
 	if d := last.at - cut; d <= 200*time.Millisecond || d > 300*time.Millisecond {
@@ -225,5 +239,24 @@ func TestPassiveWaitsForPeer(t *testing.T) {
 	n.RunFor(3 * time.Second)
 	if sa, sb := a.Stats(), b.s.Stats(); sa.State != bfd.StateUp || sb.State != bfd.StateUp || sa.Sent == 0 {
 		t.Errorf("after the peer started: passive %+v, active %+v; want both Up", sa, sb)
+	}
+}
+
+// TestCloseTellsThePeer: closing a session sends AdminDown, so the peer goes Down at once with
+// diagnostic Neighbor Signaled Session Down instead of after its detection time.
+func TestCloseTellsThePeer(t *testing.T) {
+	n := twoNodes(t)
+	a := start(t, n, "a", addrA, addrB, 1)
+	b := start(t, n, "b", addrB, addrA, 2)
+	n.RunFor(3 * time.Second)
+	if st := b.s.Stats().State; st != bfd.StateUp {
+		t.Fatalf("b is %v, want Up", st)
+	}
+	closedAt := n.Elapsed()
+	a.s.Close()
+	n.RunFor(time.Millisecond)
+	if got, last := b.s.Stats(), b.lastChange(); got.State != bfd.StateDown ||
+		got.LocalDiag != bfd.DiagNeighborSignaledSessionDown || last.at != closedAt {
+		t.Errorf("b after a closed: %+v, last change %+v; want Down (diag 3) at %v", got, last, closedAt)
 	}
 }

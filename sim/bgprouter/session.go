@@ -220,8 +220,13 @@ func (s *peerSession) establishLocked() {
 	s.bfd = b
 }
 
-// bfdChanged runs on BFD's reader or timer, without the router's lock.
+// bfdChanged runs on BFD's reader or timer, without the router's lock, and from the BFD
+// session's Close (with AdminDown) under the router's lock, which is why it ignores that state
+// before locking.
 func (r *Router) bfdChanged(s *peerSession, st bfd.State, diag bfd.Diag) {
+	if st != bfd.StateUp && st != bfd.StateDown {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.closed {
