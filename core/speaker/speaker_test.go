@@ -395,3 +395,49 @@ func TestIncrementalElectionMatchesFull(t *testing.T) {
 		t.Errorf("%d VIPs owned at the end, want %d (checks: %d)", owned, len(svcs), checks)
 	}
 }
+
+// TestLinkDown: an owner whose interface goes down releases its VIP at once (it can no longer
+// answer there) and forgets the peers it heard there; the others take over when its
+// heartbeats stop. When its link returns it heartbeats at once, so the interim owner yields at
+// once, and it claims the VIP back; it hears the others again at their next heartbeat.
+func TestLinkDown(t *testing.T) {
+	l := newLAN(t, "node-a", "node-b", "node-c")
+	l.setServices([]Service{web("10.0.0.200")})
+	l.runUntil(5050 * time.Millisecond)
+	link := func(up bool) {
+		l.cut["node-b"] = !up
+		l.apply("node-b", func(sp *Speaker) (Output, error) {
+			return sp.SetInterfaces([]Interface{{Name: "eth0", MAC: macOf("node-b"), Up: up,
+				Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}}}, l.now)
+		})
+	}
+	var peerEvents []string
+	l.onEvent = func(node string, ev Event) {
+		if ev.Kind == EventPeer && node == "node-b" {
+			peerEvents = append(peerEvents, fmt.Sprintf("%v %s", l.now.Sub(epoch), ev))
+		}
+	}
+	link(false)
+	l.runUntil(6 * time.Second)
+	link(true)
+	l.runUntil(7 * time.Second)
+	want := []string{
+		"300ms node-b owns 10.0.0.200 (default/web) on eth0",
+		"5.05s node-b releases 10.0.0.200 (default/web): no eligible node is live on the IPs' segments",
+		"5.35s node-a owns 10.0.0.200 (default/web) on eth0",
+		"6s node-b owns 10.0.0.200 (default/web) on eth0",
+		"6s node-a releases 10.0.0.200 (default/web): node-b ranks first",
+	}
+	if diff := cmp.Diff(want, l.ownershipLog()); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+	wantPeers := []string{
+		"5.05s peer node-a lost on eth0 (link down)",
+		"5.05s peer node-c lost on eth0 (link down)",
+		"6.1s peer node-a candidate on eth0 (heartbeat)",
+		"6.1s peer node-c candidate on eth0 (heartbeat)",
+	}
+	if diff := cmp.Diff(wantPeers, peerEvents); diff != "" {
+		t.Errorf("node-b's peer events (-want +got):\n%s", diff)
+	}
+}
