@@ -1,6 +1,7 @@
 package bgprouter
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -92,6 +93,8 @@ type lab struct {
 	speakers     map[string]*speaker
 	bfd          *config.BFDProfile
 	seed         uint64
+	// trace receives the simulation's trace (call net.Flush first).
+	trace *bytes.Buffer
 }
 
 func newLab(t *testing.T, seed uint64, bfdProfile *config.BFDProfile) *lab {
@@ -101,11 +104,12 @@ func newLab(t *testing.T, seed uint64, bfdProfile *config.BFDProfile) *lab {
 
 func newLabWith(t *testing.T, seed uint64, bfdProfile *config.BFDProfile, routerConfig func(*Config)) *lab {
 	t.Helper()
-	n, err := sim.New(rackTopology(), sim.Options{Seed: seed})
+	var trace bytes.Buffer
+	n, err := sim.New(rackTopology(), sim.Options{Seed: seed, Trace: &trace})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, net: n, speakers: make(map[string]*speaker), bfd: bfdProfile, seed: seed, routerConfig: routerConfig}
+	l := &lab{trace: &trace, t: t, net: n, speakers: make(map[string]*speaker), bfd: bfdProfile, seed: seed, routerConfig: routerConfig}
 	l.startRouter()
 	for i, name := range nodeNames {
 		l.startSpeaker(i, name)

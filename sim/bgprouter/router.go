@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ import (
 	"github.com/switchyard-lb/switchyard/netio"
 	"github.com/switchyard-lb/switchyard/netio/bfdio"
 	"github.com/switchyard-lb/switchyard/netio/netstack"
+	"github.com/switchyard-lb/switchyard/sim/trace"
 )
 
 // Config describes the router.
@@ -91,8 +93,11 @@ type Router struct {
 	node  *netstack.Node
 	clock clock.Clock
 	log   *slog.Logger
-	fwd   *forwarder
-	bfd   *bfdio.Driver
+	// trace is the simulation's trace (nil records nothing); events go under component.
+	trace     *trace.Trace
+	component string
+	fwd       *forwarder
+	bfd       *bfdio.Driver
 
 	listeners []net.Listener
 
@@ -144,6 +149,7 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 	}
 	r := &Router{
 		cfg: cfg, node: node, clock: node.Clock(), log: log.With("router", node.Host().Name()),
+		trace: node.Host().Trace(), component: "router/" + node.Host().Name(),
 		rib: newRIB(), peers: make(map[netip.Addr]*peerSession),
 	}
 	if cfg.BFD != nil {
@@ -224,11 +230,19 @@ func addrOf(a net.Addr) netip.Addr {
 func (r *Router) eventLocked(peer netip.Addr, kind EventKind, reason string) {
 	r.events = append(r.events, Event{At: r.clock.Now(), Peer: peer, Kind: kind, Reason: reason})
 	r.log.Info("BGP neighbour event", "peer", peer, "event", kind, "reason", reason)
+	r.trace.Emit(r.component, "bgp-"+string(kind), slog.String("peer", peer.String()), slog.String("reason", reason))
 }
 
 // routeChangedLocked records a change of prefix's multipath set and tells the forwarder.
 func (r *Router) routeChangedLocked(prefix netip.Prefix) {
 	r.history = append(r.history, RouteChange{At: r.clock.Now(), Prefix: prefix, NextHops: slices.Clone(r.rib.best[prefix])})
+	if r.trace.Enabled() {
+		hops := make([]string, len(r.rib.best[prefix]))
+		for i, nh := range r.rib.best[prefix] {
+			hops[i] = nh.String()
+		}
+		r.trace.Emit(r.component, "route", slog.String("prefix", prefix.String()), slog.String("nexthops", strings.Join(hops, ",")))
+	}
 	if r.fwd != nil {
 		r.fwd.routeChanged(prefix, len(r.rib.best[prefix]) > 0)
 	}
@@ -323,7 +337,9 @@ func (r *Router) Events() []Event {
 	return slices.Clone(r.events)
 }
 
-// Flows returns, per next hop, how many distinct flows the router forwarded to it.
+// Flows returns, per next hop, how many flows the router forwarded to it. A flow is a 5-tuple,
+// started anew by a TCP SYN; a flow moved to another next hop (when the set changes) counts
+// there too.
 func (r *Router) Flows() map[netip.Addr]int { return r.fwd.flowCounts() }
 
 // ForwardStats returns the forwarder's counters.

@@ -1,6 +1,7 @@
 package bgprouter
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -260,11 +261,17 @@ func TestScenarioDeterministic(t *testing.T) {
 		for _, c := range l.router.History() {
 			s += fmt.Sprintf("%v %v %v\n", c.At.Sub(start), c.Prefix, c.NextHops)
 		}
-		return s + fmt.Sprint(l.router.Flows(), l.net.Served())
+		if err := l.net.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(l.trace.Bytes(), []byte(`"router/tor"`)) {
+			t.Error("the trace has no router events")
+		}
+		return s + fmt.Sprint(l.router.Flows(), l.net.Served()) + "\n" + l.trace.String()
 	}
 	a, b := run(), run()
 	if a != b {
-		t.Fatalf("two runs with one seed differ:\n%s\n---\n%s", a, b)
+		t.Fatalf("two runs with one seed differ (route history, flows, connections or trace):\n%.2000s\n---\n%.2000s", a, b)
 	}
 }
 
