@@ -38,6 +38,10 @@
 // VIPs at the very instant the old owner lets go, neither earlier (split brain) nor later (an
 // outage).
 //
+// When this node's own link comes back up, it presumes the peers it had before the link went
+// down are still there until their next heartbeats arrive (1.5 intervals), so it claims back
+// only the VIPs it ranks first for instead of every VIP of the segment.
+//
 // When a peer that had been lost comes back (a partition healed, a link came up) the owner
 // re-announces its VIPs with a gratuitous ARP / unsolicited NA burst, since neighbours on the
 // other side may have learnt another owner's MAC meanwhile.

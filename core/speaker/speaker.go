@@ -36,6 +36,9 @@ type Speaker struct {
 	detector   *liveness.Detector
 	responder  *l2.Responder
 	multiplier int
+	interval   time.Duration
+	// lastTick is when Tick last ran.
+	lastTick time.Time
 	// window is how long a heard peer counts as alive without the detector's word for it:
 	// Multiplier intervals and a half, so that a heartbeat arriving on time, exactly when the
 	// detector's timeout fires, is never beaten by it (on a real network it would be jitter).
@@ -75,7 +78,10 @@ type segment struct {
 	// sent counts the heartbeats sent here; the hold ends at Multiplier+1.
 	sent     int
 	holdDone bool
-	peers    map[string]*peer
+	// rejoinUntil ends the time after the link came back up during which the peers that were
+	// there when it went down are presumed still there.
+	rejoinUntil time.Time
+	peers       map[string]*peer
 }
 
 // peer is what the speaker knows about another speaker on one segment, beyond the detector.
@@ -88,7 +94,9 @@ type peer struct {
 	// the segment: it started while we ran, and counts only once ready, i.e. once its sequence
 	// number shows it has left its own hold.
 	joining, ready bool
-	candidate      bool
+	// presumed is set when our link went down while it was a candidate; see rejoinUntil.
+	presumed  bool
+	candidate bool
 	// wasCandidate is set once it has been a candidate, so that its return after a loss (a
 	// healed partition) makes us re-announce.
 	wasCandidate bool
@@ -116,6 +124,7 @@ func New(cfg Config) (*Speaker, error) {
 		detector:      det,
 		responder:     resp,
 		multiplier:    lc.Multiplier,
+		interval:      lc.Interval,
 		window:        time.Duration(lc.Multiplier)*lc.Interval + lc.Interval/2,
 		services:      map[ServiceKey]*Service{},
 		ends:          map[ServiceKey][]Endpoint{},
@@ -307,11 +316,23 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 		for _, ev := range events {
 			s.detectorEvent(ev, now, &out)
 		}
-		if wasUp && !ifc.Up {
-			// Our side of the segment is dead: nobody there can be heard, whatever we heard last.
+		switch {
+		case wasUp && !ifc.Up:
+			// Our side of the segment is dead: nobody there can be heard, whatever we heard
+			// last. Remember who was there, for when the link returns.
 			for _, name := range sortedKeys(seg.peers) {
-				seg.peers[name].lastHeard = time.Time{}
+				pr := seg.peers[name]
+				pr.presumed = pr.candidate
+				pr.lastHeard = time.Time{}
 				s.updatePeer(seg, name, now, "link down", &out)
+			}
+		case !wasUp && ifc.Up && seg.holdDone:
+			// The link is back. Until the peers' next heartbeats arrive, those that were there
+			// when it went down are presumed still there: claiming every VIP of the segment
+			// now, as if alone, would send gratuitous ARPs that draw other owners' traffic.
+			seg.rejoinUntil = now.Add(s.interval + s.interval/2)
+			for _, name := range sortedKeys(seg.peers) {
+				s.updatePeer(seg, name, now, "presumed until heard, link up", &out)
 			}
 		}
 	}
@@ -384,7 +405,7 @@ func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, ou
 		pr.lastHeard = time.Time{}
 		reason = "leave"
 	} else {
-		pr.lastHeard = now
+		pr.lastHeard, pr.presumed = now, false
 		if sequence > uint64(s.multiplier) {
 			pr.ready = true
 		}
@@ -427,11 +448,20 @@ func (s *Speaker) detectorEvent(ev liveness.Event, now time.Time, out *Output) {
 	}
 }
 
+// isCandidate says whether a peer counts as alive on seg now (see the package documentation).
+func (s *Speaker) isCandidate(seg *segment, pr *peer, now time.Time) bool {
+	if pr.joining && !pr.ready {
+		return false
+	}
+	heard := !pr.lastHeard.IsZero() && now.Before(pr.lastHeard.Add(s.window))
+	presumed := pr.presumed && now.Before(seg.rejoinUntil)
+	return heard || presumed || s.detector.Alive(seg.Name, pr.name)
+}
+
 // updatePeer recomputes whether a peer is a candidate on seg and reports a change.
 func (s *Speaker) updatePeer(seg *segment, name string, now time.Time, reason string, out *Output) {
 	pr := seg.peers[name]
-	heard := !pr.lastHeard.IsZero() && now.Before(pr.lastHeard.Add(s.window))
-	candidate := (!pr.joining || pr.ready) && (heard || s.detector.Alive(seg.Name, name))
+	candidate := s.isCandidate(seg, pr, now)
 	if candidate == pr.candidate {
 		return
 	}
@@ -461,6 +491,7 @@ func (s *Speaker) Tick(now time.Time) Output {
 		return out
 	}
 	s.deadlineStale = true
+	s.lastTick = now
 	transmits, events := s.detector.Tick(now)
 	for _, t := range transmits {
 		out.Frames = append(out.Frames, Transmit{Interface: t.Interface, Frame: t.Frame})
@@ -480,7 +511,7 @@ func (s *Speaker) Tick(now time.Time) Output {
 		seg := s.segs[name]
 		silent = silent[:0]
 		for node, pr := range seg.peers {
-			if pr.candidate && !now.Before(pr.lastHeard.Add(s.window)) && !s.detector.Alive(name, node) {
+			if pr.candidate && !s.isCandidate(seg, pr, now) {
 				silent = append(silent, node)
 			}
 		}
@@ -510,7 +541,11 @@ func (s *Speaker) NextDeadline() time.Time {
 	}
 	earliest(s.responder.NextDeadline())
 	for _, name := range s.segList {
-		for node, pr := range s.segs[name].peers {
+		seg := s.segs[name]
+		if seg.rejoinUntil.After(s.lastTick) {
+			earliest(seg.rejoinUntil)
+		}
+		for node, pr := range seg.peers {
 			if pr.candidate && !pr.lastHeard.IsZero() && !s.detector.Alive(name, node) {
 				earliest(pr.lastHeard.Add(s.window))
 			}
