@@ -71,7 +71,7 @@ type Binding struct {
 	stopLink func()
 	stopped  bool
 	sendErrs uint64
-	used     []string // the interfaces chosen at Start
+	used     []string // the interfaces chosen at Start; nil before
 }
 
 // choose keeps the interfaces the binding uses: at Start those Options.Interfaces accepts,
@@ -106,6 +106,7 @@ func Start(node netio.Node, sp *speaker.Speaker, opts Options) (*Binding, error)
 	ifaces := b.choose(all)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.used = make([]string, 0, len(ifaces)) // not nil: from now on choose keeps these names
 	for _, ifc := range ifaces {
 		b.used = append(b.used, ifc.Name)
 		name := ifc.Name
