@@ -1,11 +1,15 @@
 package rawsock
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-lb/switchyard/netio"
 )
@@ -113,5 +117,64 @@ func TestUDPErrors(t *testing.T) {
 	c.Close()
 	if err := c.WriteTo([]byte("x"), netip.MustParseAddrPort("10.77.0.1:1")); !errors.Is(err, netio.ErrClosed) {
 		t.Errorf("WriteTo after Close = %v, want ErrClosed", err)
+	}
+}
+
+// FuzzReceivedTTL: whatever control messages the kernel hands back, reading the TTL from them
+// never panics, and a TTL found is one a 4-byte field can hold.
+func FuzzReceivedTTL(f *testing.F) {
+	ttl := unix.UnixRights() // an SCM_RIGHTS message with no descriptors: not a TTL
+	f.Add(ttl)
+	for _, m := range []struct{ level, typ int32 }{{unix.IPPROTO_IP, unix.IP_TTL}, {unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT}} {
+		b := make([]byte, unix.CmsgSpace(4))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = m.level, m.typ
+		h.SetLen(unix.CmsgLen(4))
+		binary.NativeEndian.PutUint32(b[unix.CmsgLen(0):], 255)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		if got, err := receivedTTL(oob); err == nil && (got < 0 || got > 1<<32-1) {
+			t.Fatalf("TTL %d", got)
+		}
+	})
+}
+
+func TestReceivedTTL(t *testing.T) {
+	mk := func(level, typ int32, val uint32, dataLen int) []byte {
+		b := make([]byte, unix.CmsgSpace(dataLen))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(dataLen))
+		if dataLen >= 4 {
+			binary.NativeEndian.PutUint32(b[unix.CmsgLen(0):], val)
+		}
+		return b
+	}
+	tests := []struct {
+		name    string
+		oob     []byte
+		want    int
+		wantErr string
+	}{
+		{"IPv4 TTL", mk(unix.IPPROTO_IP, unix.IP_TTL, 255, 4), 255, ""},
+		{"IPv6 hop limit", mk(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, 64, 4), 64, ""},
+		{"after another message", append(unix.UnixRights(), mk(unix.IPPROTO_IP, unix.IP_TTL, 1, 4)...), 1, ""},
+		{"no TTL", unix.UnixRights(), 0, "the kernel reported no TTL"},
+		{"short TTL message", mk(unix.IPPROTO_IP, unix.IP_TTL, 0, 2), 0, "TTL control message of 2 bytes"},
+		{"shorter than a header", []byte{1, 2, 3}, 0, "the kernel reported no TTL"},
+		{"header longer than the buffer", append(mk(unix.IPPROTO_IP, unix.IP_TTL, 0, 4)[:4:4], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, "control messages"},
+	}
+	for _, tt := range tests {
+		got, err := receivedTTL(tt.oob)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: receivedTTL = %d, %v; want error %q", tt.name, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: receivedTTL = %d, %v; want %d", tt.name, got, err, tt.want)
+		}
 	}
 }

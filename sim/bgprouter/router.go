@@ -21,7 +21,13 @@
 //
 // Everything runs on the simulation's virtual clock and is deterministic: connection readers and
 // writers are goroutines that block on the host's connections (the driver lets them run), and
-// timers are the host's clock timers.
+// timers are the host's clock timers. Router events and route changes also go to the
+// simulation's trace under "router/<host>".
+//
+// The BGP scenarios of the "BGP mode" issue (bgp-ecmp, bgp-node-failure with and without BFD,
+// bgp-etp-local, bgp-dual-stack, bgp-peer-restart) are this package's scenarios_test.go: three
+// nodes run core/bgp's sessions and BFD through netio/netstack against this router, and a client
+// behind it opens TCP connections to the VIP.
 package bgprouter
 
 import (
