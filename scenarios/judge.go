@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/switchyard-lb/switchyard/sim"
 )
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) { return maps.Keys(m) }
 
 // succeeded reports whether an attempt reached a serving node (or got its answer).
 func succeeded(a sim.Attempt) bool { return a.Outcome == sim.OutcomeOK }

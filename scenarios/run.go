@@ -1,10 +1,12 @@
 package scenarios
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -198,7 +200,7 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 	}
 	r.measureOutages(end)
 	r.judge(end)
-	slices.SortStableFunc(r.res.Timeline, func(a, b Entry) int { return int(a.At - b.At) })
+	slices.SortStableFunc(r.res.Timeline, func(a, b Entry) int { return cmp.Compare(a.At, b.At) })
 	return r.res, nil
 }
 
@@ -338,7 +340,7 @@ func (r *runner) setOwner(vip netip.Addr, node string, owns bool) {
 
 // releaseAll ends every ownership of a node that went dark (powered off).
 func (r *runner) releaseAll(node string) {
-	for _, vip := range slices.SortedFunc(mapsKeys(r.owners), netip.Addr.Compare) {
+	for _, vip := range slices.SortedFunc(maps.Keys(r.owners), netip.Addr.Compare) {
 		r.setOwner(vip, node, false)
 	}
 }
@@ -486,7 +488,7 @@ func (r *runner) applyErr(e *Event) error {
 		r.endpoints[key] = eps
 		r.entry("script", fmt.Sprintf("endpoints of %s now %s", key, describeEndpoints(eps)))
 		var errs []error
-		for _, node := range slices.Sorted(mapsKeys(r.bindings)) {
+		for _, node := range slices.Sorted(maps.Keys(r.bindings)) {
 			errs = append(errs, r.bindings[node].SetEndpoints(key, eps))
 		}
 		return errors.Join(errs...)

@@ -20,7 +20,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -649,13 +648,4 @@ func checkEndpoints(field string, eps []EndpointSpec, nodes map[string]bool) err
 		seen[ep.Node] = true
 	}
 	return nil
-}
-
-// serviceNames lists the Services' keys in file order.
-func (sc *Scenario) serviceNames() []string {
-	out := make([]string, len(sc.Services))
-	for i := range sc.Services {
-		out[i] = sc.Services[i].Key().String()
-	}
-	return slices.Clip(out)
 }
