@@ -28,7 +28,8 @@ import (
 //   - Nodes, cut down to their labels and the NetworkUnavailable condition.
 //   - The metallb.io configuration objects of namespace.
 //   - In namespace, the heartbeat Secret only (a field selector on its name) and the
-//     ServiceL2Status objects of this node only (a label selector).
+//     ServiceL2Status objects of this node only (a label selector), cut down to their name,
+//     labels and status.
 //
 // Nothing in the cache keeps managedFields. Objects read from it are shared, not copied:
 // the speaker never modifies what it reads.
@@ -45,6 +46,7 @@ func CacheOptions(namespace, nodeName, heartbeatSecret string) cache.Options {
 		&v1beta1.ServiceL2Status{}: {
 			Namespaces: inNamespace,
 			Label:      labels.SelectorFromSet(labels.Set{LabelAnnounceNode: nodeName}),
+			Transform:  transformL2Status,
 		},
 	}
 	for _, obj := range kubeconv.ConfigObjects() {
@@ -89,6 +91,24 @@ func transformService(in any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// transformL2Status keeps what the status loop reads and needs to write the status
+// subresource back (which takes nothing but the status and the resource version from it).
+func transformL2Status(in any) (any, error) {
+	st, ok := in.(*v1beta1.ServiceL2Status)
+	if !ok {
+		return in, nil
+	}
+	return &v1beta1.ServiceL2Status{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            st.Name,
+			Namespace:       st.Namespace,
+			ResourceVersion: st.ResourceVersion,
+			Labels:          st.Labels,
+		},
+		Status: st.Status,
+	}, nil
 }
 
 // transformEndpointSlice keeps the Service label and each endpoint's node and readiness.

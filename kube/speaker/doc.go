@@ -14,8 +14,8 @@
 //     rebuilt from the cache as a whole; a burst of changes collapses into one rebuild. A
 //     Service whose addresses cannot be announced (a hostname, two addresses of one family)
 //     is left out with an announceFailed event.
-//   - EndpointSlices: per Service, the nodes of its endpoints and their readiness (for
-//     externalTrafficPolicy Local).
+//   - EndpointSlices: for Services with externalTrafficPolicy Local (the only ones whose
+//     election looks at endpoints), the nodes of their endpoints and their readiness.
 //   - Nodes: names and labels of the nodes that may announce (not excluded from load
 //     balancers, network available), for the L2Advertisements' node selectors.
 //   - the heartbeat Secret: the key is read once before the speaker starts

@@ -3,7 +3,6 @@ package speaker
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -47,8 +46,9 @@ type statusWriter struct {
 	w *Watcher
 
 	mu sync.Mutex
-	// owned maps each owned Service to its owned VIPs and, per VIP, the interfaces.
-	owned map[speaker.ServiceKey]map[netip.Addr][]string
+	// owned maps each owned Service to its owned VIPs and their interfaces (one or two
+	// entries: a slice is a tenth of the memory of a map, and there is one per Service).
+	owned map[speaker.ServiceKey][]ownedVIP
 	// queue is the status loop's work queue once it has started; pending holds the Services
 	// queued before.
 	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -62,10 +62,16 @@ type statusWriter struct {
 	assigned map[speaker.ServiceKey]bool
 }
 
+// ownedVIP is one address this node owns and the interfaces it answers on.
+type ownedVIP struct {
+	vip        netip.Addr
+	interfaces []string
+}
+
 func newStatusWriter(w *Watcher) *statusWriter {
 	return &statusWriter{
 		w:        w,
-		owned:    map[speaker.ServiceKey]map[netip.Addr][]string{},
+		owned:    map[speaker.ServiceKey][]ownedVIP{},
 		pending:  map[reconcile.Request]bool{},
 		created:  map[speaker.ServiceKey]string{},
 		assigned: map[speaker.ServiceKey]bool{},
@@ -82,18 +88,14 @@ func (s *statusWriter) handleEvent(ev speaker.Event) {
 	defer s.mu.Unlock()
 	switch ev.Kind {
 	case speaker.EventOwn:
-		vips := s.owned[ev.Service]
-		if vips == nil {
-			vips = map[netip.Addr][]string{}
-			s.owned[ev.Service] = vips
-		}
-		vips[ev.VIP] = slices.Clone(ev.Interfaces)
+		vips := slices.DeleteFunc(s.owned[ev.Service], func(o ownedVIP) bool { return o.vip == ev.VIP })
+		s.owned[ev.Service] = append(vips, ownedVIP{vip: ev.VIP, interfaces: slices.Clone(ev.Interfaces)})
 	case speaker.EventDisown:
-		if vips := s.owned[ev.Service]; vips != nil {
-			delete(vips, ev.VIP)
-			if len(vips) == 0 {
-				delete(s.owned, ev.Service)
-			}
+		vips := slices.DeleteFunc(s.owned[ev.Service], func(o ownedVIP) bool { return o.vip == ev.VIP })
+		if len(vips) == 0 {
+			delete(s.owned, ev.Service)
+		} else {
+			s.owned[ev.Service] = vips
 		}
 	default:
 		return
@@ -116,8 +118,8 @@ func (s *statusWriter) ownedInterfaces(key speaker.ServiceKey) ([]string, bool) 
 		return nil, false
 	}
 	var names []string
-	for _, vip := range slices.SortedFunc(maps.Keys(vips), netip.Addr.Compare) {
-		for _, name := range vips[vip] {
+	for _, o := range vips {
+		for _, name := range o.interfaces {
 			if !slices.Contains(names, name) {
 				names = append(names, name)
 			}

@@ -103,6 +103,8 @@ type Watcher struct {
 	// use is the newest).
 	configError string
 	keyChanged  bool
+	// endpointsFed holds the Services whose endpoints the speaker has.
+	endpointsFed map[speaker.ServiceKey]bool
 }
 
 // Fixed requests of the loops that always rebuild their input as a whole.
@@ -127,6 +129,8 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 		events:    mgr.GetEventRecorder("switchyard-speaker"),
 		log:       mgr.GetLogger().WithName("speaker"),
 		failed:    map[speaker.ServiceKey]string{},
+
+		endpointsFed: map[speaker.ServiceKey]bool{},
 	}
 	w.status = newStatusWriter(w)
 	if err := metrics.Register(metrics.SpeakerCollectors()); err != nil {
@@ -294,7 +298,10 @@ func (w *Watcher) forgetFailures(seen map[speaker.ServiceKey]bool) {
 	}
 }
 
-// setupEndpoints watches EndpointSlices; each change re-reads the endpoints of its Service.
+// setupEndpoints watches EndpointSlices and Services; each change re-reads the endpoints of
+// its Service. Only Services with externalTrafficPolicy Local get theirs handed to the
+// speaker: the election looks at endpoints for those only, and every endpoint change makes
+// the speaker re-run its election.
 func (w *Watcher) setupEndpoints(mgr manager.Manager) error {
 	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		name := obj.GetLabels()[labelServiceName]
@@ -306,22 +313,46 @@ func (w *Watcher) setupEndpoints(mgr manager.Manager) error {
 	return builder.ControllerManagedBy(mgr).Named("speaker-endpoints").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: &w.opts.SkipNameValidation}).
 		Watches(&discoveryv1.EndpointSlice{}, toService).
+		Watches(&corev1.Service{}, &handler.EnqueueRequestForObject{}).
 		Complete(reconcile.Func(w.reconcileEndpoints))
 }
 
 func (w *Watcher) reconcileEndpoints(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := speaker.ServiceKey{Namespace: req.Namespace, Name: req.Name}
+	var svc corev1.Service
+	local := false
+	switch err := w.client.Get(ctx, req.NamespacedName, &svc); {
+	case err == nil:
+		local = announced(&svc, w.opts.LoadBalancerClass) && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	case !apierrors.IsNotFound(err):
+		return reconcile.Result{}, err
+	}
+	w.mu.Lock()
+	fed := w.endpointsFed[key]
+	w.mu.Unlock()
+	if !local {
+		if fed {
+			if err := w.an.SetEndpoints(key, nil); err != nil {
+				return reconcile.Result{}, fmt.Errorf("forgetting the endpoints of %s: %w", key, err)
+			}
+			w.mu.Lock()
+			delete(w.endpointsFed, key)
+			w.mu.Unlock()
+		}
+		return reconcile.Result{}, nil
+	}
 	var list discoveryv1.EndpointSliceList
 	if err := w.client.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels{labelServiceName: req.Name}); err != nil {
 		return reconcile.Result{}, err
 	}
-	var eps []speaker.Endpoint // nil forgets the Service's endpoints
-	if len(list.Items) > 0 {
-		eps = endpointsFromSlices(list.Items)
-	}
-	key := speaker.ServiceKey{Namespace: req.Namespace, Name: req.Name}
+	// An empty list, not nil: a Local Service without endpoints has no eligible node.
+	eps := endpointsFromSlices(list.Items)
 	if err := w.an.SetEndpoints(key, eps); err != nil {
 		return reconcile.Result{}, fmt.Errorf("handing the endpoints of %s to the speaker: %w", key, err)
 	}
+	w.mu.Lock()
+	w.endpointsFed[key] = true
+	w.mu.Unlock()
 	return reconcile.Result{}, nil
 }
 

@@ -233,16 +233,35 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 	if err := c.Delete(ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the endpoints of web to be forgotten", func() (bool, error) {
-		return rec.read(func(r *recorder) bool { _, ok := r.endpoints[key]; return !ok }), nil
+	waitFor(t, 10*time.Second, "web to have no endpoints", func() (bool, error) {
+		return rec.read(func(r *recorder) bool { eps, ok := r.endpoints[key]; return ok && len(eps) == 0 }), nil
+	})
+
+	// Endpoints of Cluster-policy Services do not matter to the election and are not passed.
+	cluster := lbService(ns, "cluster")
+	mustCreate(t, c, cluster)
+	setIngress(t, c, cluster, "lan", corev1.LoadBalancerIngress{IP: "10.78.0.6"})
+	mustCreate(t, c, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "cluster-1", Labels: map[string]string{discoveryv1.LabelServiceName: "cluster"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.3"}, NodeName: ptr("feed-a")}},
+	})
+	waitFor(t, 10*time.Second, "both Services", func() (bool, error) {
+		return rec.read(func(r *recorder) bool { return len(servicesIn(r.services, ns)) == 2 }), nil
 	})
 
 	if err := c.Delete(ctx, web); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the Service to be gone", func() (bool, error) {
-		return rec.read(func(r *recorder) bool { return len(servicesIn(r.services, ns)) == 0 }), nil
+	waitFor(t, 10*time.Second, "web and its endpoints to be gone", func() (bool, error) {
+		return rec.read(func(r *recorder) bool {
+			_, ok := r.endpoints[key]
+			return !ok && len(servicesIn(r.services, ns)) == 1
+		}), nil
 	})
+	if rec.read(func(r *recorder) bool { _, ok := r.endpoints[speaker.ServiceKey{Namespace: ns, Name: "cluster"}]; return ok }) {
+		t.Errorf("the endpoints of a Cluster-policy Service reached the speaker")
+	}
 }
 
 func servicesIn(svcs []speaker.Service, namespace string) []speaker.Service {
