@@ -249,7 +249,6 @@ func TestWebhookRefusesWhatValidateRefuses(t *testing.T) {
 		{"keepalive not below hold", nil, doc("BGPPeer", "v1beta2", "p", ebgp+", holdTime: 30s, keepaliveTime: 30s}")},
 		{"hold time of 2s", nil, doc("BGPPeer", "v1beta2", "p", ebgp+", holdTime: 2s}")},
 		{"keepalive without hold", nil, doc("BGPPeer", "v1beta2", "p", ebgp+", keepaliveTime: 10s}")},
-		{"connect time not whole seconds", nil, doc("BGPPeer", "v1beta2", "p", ebgp+", connectTime: 1500ms}")},
 		{"different myASN", []string{doc("BGPPeer", "v1beta2", "p", ebgp+"}")}, doc("BGPPeer", "v1beta2", "q", "{myASN: 64510, peerASN: 64501, peerAddress: 10.0.0.2}")},
 		{"multihop on iBGP", nil, doc("BGPPeer", "v1beta2", "p", ibgp+", ebgpMultiHop: true}")},
 		{"multihop on iBGP, v1beta1", nil, doc("BGPPeer", "v1beta1", "old", ibgp+", ebgpMultiHop: true}")},
