@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/switchyard-lb/switchyard/api/v1beta1"
 	"github.com/switchyard-lb/switchyard/core/ipam"
 	"github.com/switchyard-lb/switchyard/core/speaker"
 )
@@ -250,5 +251,23 @@ func TestHeartbeatKey(t *testing.T) {
 		case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.wantErr)
 		}
+	}
+}
+
+func TestTransformL2StatusKeepsNameLabelsAndStatus(t *testing.T) {
+	in := &v1beta1.ServiceL2Status{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "lb", Name: "l2-abcde", GenerateName: "l2-", UID: "u", ResourceVersion: "9", Generation: 1,
+			Labels:          map[string]string{LabelAnnounceNode: "n", LabelServiceName: "web", LabelServiceNamespace: "ns"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "Pod", Name: "speaker-x"}}},
+		Status: v1beta1.MetalLBServiceL2Status{Node: "n", ServiceName: "web", ServiceNamespace: "ns", Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0"}}},
+	}
+	got, _ := transformL2Status(in)
+	want := &v1beta1.ServiceL2Status{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "lb", Name: "l2-abcde", ResourceVersion: "9",
+			Labels: map[string]string{LabelAnnounceNode: "n", LabelServiceName: "web", LabelServiceNamespace: "ns"}},
+		Status: in.Status,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
 	}
 }

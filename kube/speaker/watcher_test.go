@@ -259,7 +259,10 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 			return !ok && len(servicesIn(r.services, ns)) == 1
 		}), nil
 	})
-	if rec.read(func(r *recorder) bool { _, ok := r.endpoints[speaker.ServiceKey{Namespace: ns, Name: "cluster"}]; return ok }) {
+	if rec.read(func(r *recorder) bool {
+		_, ok := r.endpoints[speaker.ServiceKey{Namespace: ns, Name: "cluster"}]
+		return ok
+	}) {
 		t.Errorf("the endpoints of a Cluster-policy Service reached the speaker")
 	}
 }
