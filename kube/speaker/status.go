@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -293,8 +294,8 @@ func (s *statusWriter) nodeAssigned(ctx context.Context, key speaker.ServiceKey)
 	if err := s.w.client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Name}, &svc); err != nil {
 		return // deleted meanwhile: the disown that follows removes the status
 	}
-	s.w.events.Eventf(&svc, nil, corev1.EventTypeNormal, ReasonNodeAssigned, "Announce",
-		"announcing from node %q with protocol %q", s.w.opts.NodeName, "layer2")
+	s.w.events.write(ctx, serviceRef(&svc), corev1.EventTypeNormal, ReasonNodeAssigned, "Announce",
+		fmt.Sprintf("announcing from node %q with protocol %q", s.w.opts.NodeName, "layer2"))
 }
 
 func statusEqual(a, b v1beta1.MetalLBServiceL2Status) bool {

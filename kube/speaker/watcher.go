@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -90,7 +89,7 @@ type Watcher struct {
 	// apiReader bypasses the cache, for ServiceL2Status objects created too recently to be
 	// in it.
 	apiReader client.Reader
-	events    events.EventRecorder
+	events    *eventWriter
 	log       logr.Logger
 
 	status *statusWriter
@@ -126,12 +125,12 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 		an:        an,
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),
-		events:    mgr.GetEventRecorder("switchyard-speaker"),
 		log:       mgr.GetLogger().WithName("speaker"),
 		failed:    map[speaker.ServiceKey]string{},
 
 		endpointsFed: map[speaker.ServiceKey]bool{},
 	}
+	w.events = newEventWriter(w.client, opts.NodeName, w.log)
 	w.status = newStatusWriter(w)
 	if err := metrics.Register(metrics.SpeakerCollectors()); err != nil {
 		return nil, fmt.Errorf("kube/speaker: registering metrics: %w", err)
@@ -223,8 +222,8 @@ func (w *Watcher) configRejected(ctx context.Context, err error) {
 	if getErr := w.client.Get(ctx, client.ObjectKey{Name: w.opts.NodeName}, &node); getErr != nil {
 		return // no Node to report on; the log and the metric say it
 	}
-	w.events.Eventf(&node, nil, corev1.EventTypeWarning, ReasonConfigStale, "LoadConfiguration",
-		"The configuration in namespace %s is invalid; the speaker keeps the last valid one: %s", w.opts.Namespace, err.Error())
+	w.events.write(ctx, nodeRef(&node), corev1.EventTypeWarning, ReasonConfigStale, "LoadConfiguration",
+		fmt.Sprintf("The configuration in namespace %s is invalid; the speaker keeps the last valid one: %s", w.opts.Namespace, err.Error()))
 }
 
 // setupServices watches every Service; the speaker's Service list is rebuilt from the cache
@@ -253,7 +252,7 @@ func (w *Watcher) reconcileServices(ctx context.Context, _ reconcile.Request) (r
 		seen[key] = true
 		svc, err := serviceFromKube(k8s)
 		if err != nil {
-			w.announceFailed(k8s, key, err)
+			w.announceFailed(ctx, k8s, key, err)
 			continue
 		}
 		w.clearFailure(key)
@@ -268,7 +267,7 @@ func (w *Watcher) reconcileServices(ctx context.Context, _ reconcile.Request) (r
 }
 
 // announceFailed reports, once per distinct reason, that a Service cannot be announced.
-func (w *Watcher) announceFailed(svc *corev1.Service, key speaker.ServiceKey, err error) {
+func (w *Watcher) announceFailed(ctx context.Context, svc *corev1.Service, key speaker.ServiceKey, err error) {
 	w.mu.Lock()
 	repeated := w.failed[key] == err.Error()
 	w.failed[key] = err.Error()
@@ -277,8 +276,8 @@ func (w *Watcher) announceFailed(svc *corev1.Service, key speaker.ServiceKey, er
 		return
 	}
 	w.log.Info("cannot announce Service", "service", key.String(), "reason", err.Error())
-	w.events.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAnnounceFailed, "Announce",
-		"Node %q cannot announce the Service: %s", w.opts.NodeName, err.Error())
+	w.events.write(ctx, serviceRef(svc), corev1.EventTypeWarning, ReasonAnnounceFailed, "Announce",
+		fmt.Sprintf("Node %q cannot announce the Service: %s", w.opts.NodeName, err.Error()))
 }
 
 func (w *Watcher) clearFailure(key speaker.ServiceKey) {
