@@ -101,7 +101,8 @@ type Watcher struct {
 	// configError is the configuration error last reported ("" while the configuration in
 	// use is the newest).
 	configError string
-	keyChanged  bool
+	// keyChanged is set once OnHeartbeatKeyChange has been called.
+	keyChanged bool
 	// endpointsFed holds the Services whose endpoints the speaker has.
 	endpointsFed map[speaker.ServiceKey]bool
 }
@@ -127,7 +128,7 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 		apiReader: mgr.GetAPIReader(),
 		log:       mgr.GetLogger().WithName("speaker"),
 		failed:    map[speaker.ServiceKey]string{},
-
+		// endpointsFed is filled by the endpoints loop.
 		endpointsFed: map[speaker.ServiceKey]bool{},
 	}
 	w.events = newEventWriter(w.client, opts.NodeName, w.log)
