@@ -202,7 +202,7 @@ func BenchmarkControllerRSS10kServices(b *testing.B) {
 }
 
 // controllerMemLimit is the GOMEMLIMIT of deploy/controller.yaml.
-const controllerMemLimit = "80MiB"
+const controllerMemLimit = "64MiB"
 
 // vmRSS returns a process's resident set size in bytes, from /proc/PID/status.
 func vmRSS(pid int) (int64, error) {
