@@ -77,6 +77,9 @@ func Start() (*Environment, error) {
 		// Two shared cores and other test packages starting their own servers: the default
 		// 20 s is not always enough for kube-apiserver to become ready.
 		ControlPlaneStartTimeout: 2 * time.Minute,
+		// After the 10,000-Service benchmark the API server needs more than the default
+		// 20 s to shut down.
+		ControlPlaneStopTimeout: 2 * time.Minute,
 	}
 	// The default Service CIDR (a /24) runs out of cluster IPs before the scale tests end.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
