@@ -19,9 +19,16 @@ all: build
 build:
 	$(GO) build -o $(BIN)/switchyard ./cmd/switchyard
 
-## demo: run the main job on the built-in simulated network.
+## demo: run the main job on the built-in simulated network: three nodes, one client, the
+## owner of a VIP crashes; prints the timeline and the client-observed outage, writes a pcap.
 demo:
-	$(GO) run ./cmd/switchyard validate scenarios/examples/*.yaml
+	@mkdir -p out
+	$(GO) run ./cmd/switchyard sim run scenarios/failover.yaml --pcap out/failover.pcap --trace out/failover.jsonl
+	@echo "pcap: out/failover.pcap   trace: out/failover.jsonl"
+
+## e2e-lab: the tests that use real kernels, routers and clients in network namespaces.
+e2e-lab: lab-deps envtest-assets
+	CI=$${CI:-false} $(GO) test -count=1 ./netio/rawsock/... ./internal/netnslab/ ./kube/speaker/
 
 ## test: vet, every test (the race detector on core/), including real-network tests.
 test: lab-deps envtest-assets test-go
