@@ -181,6 +181,7 @@ type Counters struct {
 // numbers, so a peer that is heard only now and then does not bounce in and out.
 type Detector struct {
 	cfg        Config
+	auth       *authenticator // keyed with cfg.Key; signs and verifies every heartbeat
 	interfaces map[string]*segment
 	names      []string // interface names, sorted, for deterministic output
 	counters   Counters
@@ -196,10 +197,14 @@ type segment struct {
 	up       bool
 	nextSend time.Time
 	peers    map[string]*peer
+	// peerNames are the keys of peers, sorted, so that Tick and link-down report peers in a
+	// deterministic order without sorting on every call.
+	peerNames []string
 }
 
 // peer is what the detector knows about one peer on one segment.
 type peer struct {
+	name        string
 	incarnation uint64
 	sequence    uint64 // highest accepted in incarnation
 	firstSeq    uint64 // first accepted in incarnation, bounds the loss window
@@ -209,6 +214,10 @@ type peer struct {
 	streak      int // consecutive sequence numbers received
 	lastHeard   time.Time
 	interval    time.Duration // advertised
+	// deadUntil is when the peer is dead if nothing more is heard from it: lastHeard plus the
+	// detection time. It depends only on what was accepted from the peer, so it is computed
+	// once per accepted heartbeat rather than on every Tick and NextDeadline.
+	deadUntil time.Time
 }
 
 // NewDetector returns a Detector with no interfaces.
@@ -217,7 +226,7 @@ func NewDetector(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	cfg.Key = slices.Clone(cfg.Key)
-	return &Detector{cfg: cfg, interfaces: map[string]*segment{}, sequences: map[string]uint64{}}, nil
+	return &Detector{cfg: cfg, auth: newAuthenticator(cfg.Key), interfaces: map[string]*segment{}, sequences: map[string]uint64{}}, nil
 }
 
 // Config returns the configuration with defaults applied.
@@ -274,7 +283,7 @@ func (d *Detector) SetLink(name string, up bool, now time.Time) []Event {
 }
 
 func (s *segment) killAll(ifname string, events []Event) []Event {
-	for _, node := range sortedKeys(s.peers) {
+	for _, node := range s.peerNames {
 		p := s.peers[node]
 		p.streak = 0
 		if p.alive {
@@ -320,7 +329,14 @@ func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Even
 		d.counters.NoInterface++
 		return Event{}, false
 	}
-	h, _, err := ParseFrame(frame, d.cfg.Key)
+	// The frame is parsed in place and the peer looked up by the name's bytes: nothing is
+	// allocated for a heartbeat from a peer already known.
+	payload, err := framePayload(frame)
+	if err != nil {
+		d.counters.Malformed++
+		return Event{}, false
+	}
+	h, err := parseWire(payload, d.auth)
 	switch {
 	case errors.Is(err, ErrBadMAC):
 		d.counters.BadMAC++
@@ -329,14 +345,14 @@ func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Even
 		d.counters.Malformed++
 		return Event{}, false
 	}
-	if h.NodeName == d.cfg.NodeName {
+	if string(h.name) == d.cfg.NodeName {
 		d.counters.Self++
 		return Event{}, false
 	}
-	p := s.peers[h.NodeName]
+	p := s.peers[string(h.name)]
 	if p == nil {
-		p = &peer{}
-		s.peers[h.NodeName] = p
+		p = &peer{name: string(h.name)}
+		s.addPeer(p)
 	}
 	if !p.accept(&h) {
 		d.counters.Replayed++
@@ -344,46 +360,54 @@ func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Even
 	}
 	d.counters.Accepted++
 	p.lastHeard = now
-	p.interval = h.Interval
+	p.interval = h.interval
 	if p.interval <= 0 {
 		p.interval = d.cfg.Interval
 	}
-	if h.Type == TypeLeave {
+	p.deadUntil = p.deadline(&d.cfg)
+	if h.typ == TypeLeave {
 		p.left = true
 		p.streak = 0
 		if p.alive {
 			p.alive = false
-			return Event{Interface: ifname, Node: h.NodeName, Alive: false, Reason: ReasonLeave}, true
+			return Event{Interface: ifname, Node: p.name, Alive: false, Reason: ReasonLeave}, true
 		}
 		return Event{}, false
 	}
 	if !p.alive && p.streak >= d.cfg.Rise {
 		p.alive = true
-		return Event{Interface: ifname, Node: h.NodeName, Alive: true, Reason: ReasonRise}, true
+		return Event{Interface: ifname, Node: p.name, Alive: true, Reason: ReasonRise}, true
 	}
 	return Event{}, false
 }
 
+// addPeer records a peer heard for the first time on s.
+func (s *segment) addPeer(p *peer) {
+	s.peers[p.name] = p
+	i, _ := slices.BinarySearch(s.peerNames, p.name)
+	s.peerNames = slices.Insert(s.peerNames, i, p.name)
+}
+
 // accept applies anti-replay: it reports whether h is newer than anything accepted from this
 // peer, and if so records it.
-func (p *peer) accept(h *Heartbeat) bool {
-	if h.Sequence == 0 {
+func (p *peer) accept(h *wireHeartbeat) bool {
+	if h.sequence == 0 {
 		return false // sequences start at 1; 0 never comes from a correct sender
 	}
 	switch {
-	case p.sequence == 0 || h.Incarnation > p.incarnation:
+	case p.sequence == 0 || h.incarnation > p.incarnation:
 		// First heartbeat, or the peer restarted: a new incarnation starts a new sequence space.
-		p.incarnation = h.Incarnation
-		p.sequence = h.Sequence
-		p.firstSeq = h.Sequence
+		p.incarnation = h.incarnation
+		p.sequence = h.sequence
+		p.firstSeq = h.sequence
 		p.received = 1
 		p.left = false
 		p.streak = 1
 		return true
-	case h.Incarnation < p.incarnation || p.left || h.Sequence <= p.sequence:
+	case h.incarnation < p.incarnation || p.left || h.sequence <= p.sequence:
 		return false
 	}
-	gap := h.Sequence - p.sequence
+	gap := h.sequence - p.sequence
 	if gap == 1 {
 		p.streak++
 	} else {
@@ -395,7 +419,7 @@ func (p *peer) accept(h *Heartbeat) bool {
 		p.received <<= gap
 	}
 	p.received |= 1
-	p.sequence = h.Sequence
+	p.sequence = h.sequence
 	return true
 }
 
@@ -424,7 +448,8 @@ func (p *peer) detectMultiplier(cfg *Config) int {
 	return min(max(k, cfg.Multiplier), cfg.MaxMultiplier)
 }
 
-// deadline returns when p is dead if nothing more is heard from it.
+// deadline returns when p is dead if nothing more is heard from it; HandleFrame keeps it in
+// p.deadUntil.
 func (p *peer) deadline(cfg *Config) time.Time {
 	return p.lastHeard.Add(time.Duration(p.detectMultiplier(cfg)) * p.interval)
 }
@@ -447,9 +472,9 @@ func (d *Detector) Tick(now time.Time) ([]Transmit, []Event) {
 				s.nextSend = now.Add(d.cfg.Interval)
 			}
 		}
-		for _, node := range sortedKeys(s.peers) {
+		for _, node := range s.peerNames {
 			p := s.peers[node]
-			if p.alive && !now.Before(p.deadline(&d.cfg)) {
+			if p.alive && !now.Before(p.deadUntil) {
 				p.alive = false
 				p.streak = 0
 				events = append(events, Event{Interface: name, Node: node, Alive: false, Reason: ReasonTimeout})
@@ -474,7 +499,7 @@ func (d *Detector) NextDeadline() time.Time {
 		earliest(s.nextSend)
 		for _, p := range s.peers {
 			if p.alive {
-				earliest(p.deadline(&d.cfg))
+				earliest(p.deadUntil)
 			}
 		}
 	}
@@ -501,14 +526,5 @@ func (d *Detector) Leave() []Transmit {
 func (d *Detector) nextFrame(name string, s *segment, t MessageType) []byte {
 	d.sequences[name]++
 	h := Heartbeat{Type: t, NodeName: d.cfg.NodeName, Incarnation: d.cfg.Incarnation, Sequence: d.sequences[name], Interval: d.cfg.Interval}
-	return h.appendUnchecked(h.ethernetHeader(s.mac), d.cfg.Key)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return h.appendUnchecked(h.ethernetHeader(s.mac), d.auth)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"net"
 	"time"
 )
@@ -121,58 +122,106 @@ func (h *Heartbeat) Append(b, key []byte) ([]byte, error) {
 	if us < 0 || us > int64(^uint32(0)) {
 		return nil, fmt.Errorf("liveness: heartbeat interval %v is outside 0..%v", h.Interval, time.Duration(^uint32(0))*time.Microsecond)
 	}
-	return h.appendUnchecked(b, key), nil
+	return h.appendUnchecked(b, newAuthenticator(key)), nil
 }
 
 // appendUnchecked is Append for a heartbeat whose fields are known to be valid.
-func (h *Heartbeat) appendUnchecked(b, key []byte) []byte {
+func (h *Heartbeat) appendUnchecked(b []byte, auth *authenticator) []byte {
 	start := len(b)
 	b = append(b, HeartbeatVersion, byte(h.Type), byte(len(h.NodeName)), 0)
 	b = binary.BigEndian.AppendUint64(b, h.Incarnation)
 	b = binary.BigEndian.AppendUint64(b, h.Sequence)
 	b = binary.BigEndian.AppendUint32(b, uint32(h.Interval.Microseconds()))
 	b = append(b, h.NodeName...)
-	mac := hmac.New(sha256.New, key)
-	mac.Write(b[start:])
-	return mac.Sum(b)
+	return auth.appendMAC(b, b[start:])
 }
 
 // Unmarshal parses and authenticates the wire form in b, which must be exactly one heartbeat
 // (Ethernet padding already removed, see ParseFrame). It returns an error wrapping ErrMalformed
 // or ErrBadMAC; h is only changed on success.
 func (h *Heartbeat) Unmarshal(b, key []byte) error {
+	w, err := parseWire(b, newAuthenticator(key))
+	if err != nil {
+		return err
+	}
+	*h = w.heartbeat()
+	return nil
+}
+
+// wireHeartbeat is a heartbeat checked and authenticated in place: name aliases the received
+// bytes, so a receiver that only looks the sender up allocates nothing per frame.
+type wireHeartbeat struct {
+	typ         MessageType
+	incarnation uint64
+	sequence    uint64
+	interval    time.Duration
+	name        []byte
+}
+
+func (w *wireHeartbeat) heartbeat() Heartbeat {
+	return Heartbeat{
+		Type:        w.typ,
+		NodeName:    string(w.name),
+		Incarnation: w.incarnation,
+		Sequence:    w.sequence,
+		Interval:    w.interval,
+	}
+}
+
+// parseWire is Unmarshal without copying the node name out of b.
+func parseWire(b []byte, auth *authenticator) (wireHeartbeat, error) {
 	if len(b) < minHeartbeatLen {
-		return fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), minHeartbeatLen)
+		return wireHeartbeat{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), minHeartbeatLen)
 	}
 	if b[0] != HeartbeatVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[0], HeartbeatVersion)
+		return wireHeartbeat{}, fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[0], HeartbeatVersion)
 	}
 	t := MessageType(b[1])
 	if t != TypeHello && t != TypeLeave {
-		return fmt.Errorf("%w: unknown type %d", ErrMalformed, b[1])
+		return wireHeartbeat{}, fmt.Errorf("%w: unknown type %d", ErrMalformed, b[1])
 	}
 	nameLen := int(b[2])
 	if nameLen == 0 || nameLen > MaxNodeNameLen {
-		return fmt.Errorf("%w: node name length %d, want 1..%d", ErrMalformed, nameLen, MaxNodeNameLen)
+		return wireHeartbeat{}, fmt.Errorf("%w: node name length %d, want 1..%d", ErrMalformed, nameLen, MaxNodeNameLen)
 	}
 	body := heartbeatFixedLen + nameLen
 	if len(b) != body+macLen {
-		return fmt.Errorf("%w: %d bytes, node name length %d needs %d", ErrMalformed, len(b), nameLen, body+macLen)
+		return wireHeartbeat{}, fmt.Errorf("%w: %d bytes, node name length %d needs %d", ErrMalformed, len(b), nameLen, body+macLen)
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(b[:body])
-	var sum [macLen]byte
-	if !hmac.Equal(mac.Sum(sum[:0]), b[body:]) {
-		return ErrBadMAC
+	if !auth.verify(b[:body], b[body:]) {
+		return wireHeartbeat{}, ErrBadMAC
 	}
-	*h = Heartbeat{
-		Type:        t,
-		Incarnation: binary.BigEndian.Uint64(b[4:12]),
-		Sequence:    binary.BigEndian.Uint64(b[12:20]),
-		Interval:    time.Duration(binary.BigEndian.Uint32(b[20:24])) * time.Microsecond,
-		NodeName:    string(b[heartbeatFixedLen:body]),
-	}
-	return nil
+	return wireHeartbeat{
+		typ:         t,
+		incarnation: binary.BigEndian.Uint64(b[4:12]),
+		sequence:    binary.BigEndian.Uint64(b[12:20]),
+		interval:    time.Duration(binary.BigEndian.Uint32(b[20:24])) * time.Microsecond,
+		name:        b[heartbeatFixedLen:body],
+	}, nil
+}
+
+// authenticator computes and checks heartbeat MACs with one keyed HMAC that is reset for each
+// message: the key's inner and outer pads are hashed once, not once per frame, and nothing is
+// allocated per message. It is not safe for concurrent use.
+type authenticator struct {
+	mac hash.Hash
+	sum [macLen]byte // scratch for verify; a stack buffer would escape through hash.Hash
+}
+
+func newAuthenticator(key []byte) *authenticator {
+	return &authenticator{mac: hmac.New(sha256.New, key)}
+}
+
+// appendMAC appends HMAC-SHA256(key, msg) to b. msg may alias b.
+func (a *authenticator) appendMAC(b, msg []byte) []byte {
+	a.mac.Reset()
+	a.mac.Write(msg)
+	return a.mac.Sum(b)
+}
+
+// verify reports, in constant time, whether tag is msg's MAC.
+func (a *authenticator) verify(msg, tag []byte) bool {
+	return hmac.Equal(a.appendMAC(a.sum[:0], msg), tag)
 }
 
 // broadcast is the Ethernet broadcast address. Heartbeats are broadcast so that every speaker on
@@ -200,20 +249,29 @@ func (h *Heartbeat) ethernetHeader(src net.HardwareAddr) []byte {
 // another EtherType or too short wrap ErrMalformed. Trailing Ethernet padding is allowed: the
 // heartbeat's own length field says where it ends.
 func ParseFrame(frame, key []byte) (Heartbeat, net.HardwareAddr, error) {
-	var h Heartbeat
+	payload, err := framePayload(frame)
+	if err != nil {
+		return Heartbeat{}, nil, err
+	}
+	w, err := parseWire(payload, newAuthenticator(key))
+	if err != nil {
+		return Heartbeat{}, nil, err
+	}
+	return w.heartbeat(), net.HardwareAddr(frame[6:12]), nil
+}
+
+// framePayload returns the heartbeat carried by an Ethernet frame, without the frame's padding.
+func framePayload(frame []byte) ([]byte, error) {
 	if len(frame) < ethernetHeaderLen+minHeartbeatLen {
-		return h, nil, fmt.Errorf("%w: frame of %d bytes is too short", ErrMalformed, len(frame))
+		return nil, fmt.Errorf("%w: frame of %d bytes is too short", ErrMalformed, len(frame))
 	}
 	if et := binary.BigEndian.Uint16(frame[12:14]); et != EtherTypeHeartbeat {
-		return h, nil, fmt.Errorf("%w: EtherType %#04x, want %#04x", ErrMalformed, et, EtherTypeHeartbeat)
+		return nil, fmt.Errorf("%w: EtherType %#04x, want %#04x", ErrMalformed, et, EtherTypeHeartbeat)
 	}
 	payload := frame[ethernetHeaderLen:]
 	end := heartbeatFixedLen + int(payload[2]) + macLen
 	if payload[2] != 0 && end <= len(payload) {
 		payload = payload[:end]
 	}
-	if err := h.Unmarshal(payload, key); err != nil {
-		return h, nil, err
-	}
-	return h, net.HardwareAddr(frame[6:12]), nil
+	return payload, nil
 }
