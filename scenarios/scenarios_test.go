@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 )
 
@@ -63,38 +62,11 @@ func TestScenarios(t *testing.T) {
 			second := runFile(t, f)
 			a, b := first.trace.Bytes(), second.trace.Bytes()
 			if !bytes.Equal(a, b) {
-				// sim/host traces the neighbour entries a stack drops at power-off in the order
-				// of gVisor's map, so simultaneous removals may be listed in either order;
-				// everything else must be identical.
-				a, b = sortNeighbourRemovals(a), sortNeighbourRemovals(b)
-				if !bytes.Equal(a, b) {
-					t.Errorf("two runs wrote different traces (%d and %d bytes)", first.trace.Len(), second.trace.Len())
-				} else {
-					t.Logf("the traces differ only in the order of simultaneous neigh-remove events (sim/host)")
-				}
+				t.Errorf("two runs wrote different traces (%d and %d bytes)", first.trace.Len(), second.trace.Len())
 			}
 			if !bytes.Equal(first.pcap.Bytes(), second.pcap.Bytes()) {
 				t.Errorf("two runs wrote different pcaps (%d and %d bytes)", first.pcap.Len(), second.pcap.Len())
 			}
 		})
 	}
-}
-
-// sortNeighbourRemovals sorts each run of consecutive "neigh-remove" trace lines.
-func sortNeighbourRemovals(trace []byte) []byte {
-	lines := bytes.SplitAfter(trace, []byte("\n"))
-	isRemoval := func(l []byte) bool { return bytes.Contains(l, []byte(`"e":"neigh-remove"`)) }
-	for i := 0; i < len(lines); {
-		j := i
-		for j < len(lines) && isRemoval(lines[j]) {
-			j++
-		}
-		if j > i {
-			slices.SortFunc(lines[i:j], bytes.Compare)
-			i = j
-		} else {
-			i++
-		}
-	}
-	return bytes.Join(lines, nil)
 }

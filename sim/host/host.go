@@ -23,6 +23,7 @@
 package host
 
 import (
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -94,6 +95,9 @@ type Host struct {
 
 	mu     sync.Mutex
 	closed bool
+	// flushed collects the neighbour entries the stack drops while Close tears it down; they
+	// are traced afterwards in a fixed order, because gVisor drops them in map order.
+	flushed []flushedNeighbour
 	// arpIfaces are the stack's per-NIC views that gVisor hands its ARP endpoints; the
 	// Linux neighbour model uses them to override entries as the kernel would.
 	arpIfaces map[tcpip.NICID]stack.NetworkInterface
@@ -295,6 +299,35 @@ func (h *Host) Close() {
 	h.cfg.Clock.Stop()
 	h.stack.Close()
 	h.stack.Wait()
+	h.traceFlushedNeighbours()
+}
+
+// flushedNeighbour is a neighbour entry dropped by the power-off.
+type flushedNeighbour struct {
+	nic   tcpip.NICID
+	entry stack.NeighborEntry
+}
+
+// traceFlushedNeighbours records the entries the power-off dropped, sorted by interface and
+// then address (IPv4 before IPv6), so that two runs of a scenario write the same trace. All of
+// them vanish at the same virtual instant; the order says nothing about the machine.
+func (h *Host) traceFlushedNeighbours() {
+	h.mu.Lock()
+	flushed := h.flushed
+	h.flushed = nil
+	h.mu.Unlock()
+	slices.SortFunc(flushed, func(a, b flushedNeighbour) int {
+		if a.nic != b.nic {
+			return int(a.nic) - int(b.nic)
+		}
+		if c := a.entry.Addr.Len() - b.entry.Addr.Len(); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.entry.Addr.AsSlice(), b.entry.Addr.AsSlice())
+	})
+	for _, f := range flushed {
+		neighbourTracer{h}.emit("neigh-remove", f.nic, f.entry)
+	}
 }
 
 // neighbourTracer records the host's neighbour-cache changes in the trace, so an outage can be
@@ -309,7 +342,16 @@ func (t neighbourTracer) OnNeighborChanged(id tcpip.NICID, e stack.NeighborEntry
 	t.emit("neigh-change", id, e)
 }
 
+// OnNeighborRemoved traces a removal at once, unless the host is powering off: then the stack
+// flushes its caches in map order, and Close traces the entries itself once the flush is done.
 func (t neighbourTracer) OnNeighborRemoved(id tcpip.NICID, e stack.NeighborEntry) {
+	t.h.mu.Lock()
+	if t.h.closed {
+		t.h.flushed = append(t.h.flushed, flushedNeighbour{nic: id, entry: e})
+		t.h.mu.Unlock()
+		return
+	}
+	t.h.mu.Unlock()
 	t.emit("neigh-remove", id, e)
 }
 
