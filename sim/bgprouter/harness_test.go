@@ -2,13 +2,10 @@ package bgprouter
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -16,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	corebgp "github.com/switchyard-lb/switchyard/core/bgp"
-	"github.com/switchyard-lb/switchyard/core/bgp/bfd"
 	"github.com/switchyard-lb/switchyard/core/config"
-	"github.com/switchyard-lb/switchyard/netio"
-	"github.com/switchyard-lb/switchyard/netio/bfdio"
+	"github.com/switchyard-lb/switchyard/core/speaker"
+	"github.com/switchyard-lb/switchyard/netio/attach"
 	"github.com/switchyard-lb/switchyard/sim"
 )
 
@@ -90,7 +85,7 @@ type lab struct {
 	routerConfig func(*Config)
 	net          *sim.Network
 	router       *Router
-	speakers     map[string]*speaker
+	speakers     map[string]*attach.BGP
 	bfd          *config.BFDProfile
 	seed         uint64
 	// trace receives the simulation's trace (call net.Flush first).
@@ -109,7 +104,7 @@ func newLabWith(t *testing.T, seed uint64, bfdProfile *config.BFDProfile, router
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{trace: &trace, t: t, net: n, speakers: make(map[string]*speaker), bfd: bfdProfile, seed: seed, routerConfig: routerConfig}
+	l := &lab{trace: &trace, t: t, net: n, speakers: make(map[string]*attach.BGP), bfd: bfdProfile, seed: seed, routerConfig: routerConfig}
 	l.startRouter()
 	for i, name := range nodeNames {
 		l.startSpeaker(i, name)
@@ -119,7 +114,7 @@ func newLabWith(t *testing.T, seed uint64, bfdProfile *config.BFDProfile, router
 			t.Errorf("the simulation driver stalled %d times: a goroutine never parked", st)
 		}
 		for _, s := range l.speakers {
-			s.stop()
+			s.Stop()
 		}
 		if l.router != nil {
 			l.router.Stop()
@@ -147,93 +142,58 @@ func (l *lab) startRouter() {
 	l.router = r
 }
 
-// speaker is the BGP half of a node's speaker as core/speaker will compose it: the policy,
-// one session per peer, and BFD coupled to the session.
-type speaker struct {
-	name    string
-	policy  *corebgp.Policy
-	session *corebgp.Session
-	bfd     *bfdio.Driver
-	cancel  context.CancelFunc
-	done    chan struct{}
+// labConfig is the speakers' configuration: one BGPPeer (the router) and one BGPAdvertisement
+// of the pool "public", with the BFD profile when the lab has one.
+func (l *lab) labConfig() *config.Config {
+	peer := &config.Peer{Name: "tor", MyASN: 64500, ASN: 64512, Addr: routerRack,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second}
+	cfg := &config.Config{
+		BGPAdvertisements: []*config.BGPAdvertisement{{Name: "public", Pools: []string{"public"},
+			AggregationLength: 32, AggregationLengthV6: 128}},
+		Peers: []*config.Peer{peer},
+	}
+	if l.bfd != nil {
+		peer.BFDProfile = l.bfd.Name
+		cfg.BFDProfiles = []*config.BFDProfile{l.bfd}
+	}
+	return cfg
 }
 
-const peerName = "tor"
-
+// startSpeaker starts a node's BGP runtime (netio/attach), as the real speaker does.
 func (l *lab) startSpeaker(i int, name string) {
 	l.t.Helper()
 	nio, err := l.net.NetIO(name)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	peer := &config.Peer{Name: peerName, MyASN: 64500, ASN: 64512, Addr: routerRack,
-		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second}
-	if l.bfd != nil {
-		peer.BFDProfile = l.bfd.Name
-	}
-	tr := corebgp.TransportFor(peer)
-	sess, err := corebgp.NewSession(corebgp.SessionConfig{
-		Peer: peer, Clock: nio.Clock(), Logger: quiet,
-		Jitter:    rand.New(rand.NewPCG(l.seed, uint64(i))),
-		NextHopV4: nodeAddr(i), NextHopV6: nodeAddr6(i),
-		Dial: func(ctx context.Context) (net.Conn, error) {
-			return nio.DialTCP(ctx, netip.AddrPortFrom(nodeAddr(i), 0), tr.Remote, netio.TCPOptions{TTL: tr.TTL})
-		},
-	})
+	b, err := attach.StartBGP(nio, l.labConfig(), attach.BGPOptions{NodeName: name, Seed: l.seed + uint64(i), Logger: quiet})
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	s := &speaker{name: name, policy: corebgp.NewPolicy(name, nil), session: sess, done: make(chan struct{})}
-	s.apply(s.policy.SetConfig([]*config.BGPAdvertisement{{Name: "public", Pools: []string{"public"},
-		AggregationLength: 32, AggregationLengthV6: 128}}, []*config.Peer{peer}))
-	if l.bfd != nil {
-		s.bfd, err = bfdio.New(nio, bfdio.Options{Jitter: rand.New(rand.NewPCG(l.seed, 100+uint64(i))), Logger: quiet})
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		if _, err := s.bfd.Add(bfdio.SessionConfig{Peer: routerRack, Local: nodeAddr(i), Profile: l.bfd,
-			OnChange: func(st bfd.State, _ bfd.Diag) {
-				if st == bfd.StateDown {
-					sess.BFDDown()
-				}
-			}}); err != nil {
-			l.t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	go func() {
-		defer close(s.done)
-		sess.Run(ctx)
-	}()
-	l.speakers[name] = s
+	l.speakers[name] = b
 }
 
-func (s *speaker) apply(diffs map[string]corebgp.Diff) {
-	if d, ok := diffs[peerName]; ok {
-		s.session.Update(d)
-	}
-}
-
-// stop ends the speaker's goroutines; on a crashed node nothing reaches the wire any more.
-func (s *speaker) stop() {
-	s.cancel()
-	if s.bfd != nil {
-		s.bfd.Close()
-	}
-}
+var webKey = speaker.ServiceKey{Namespace: "default", Name: "web"}
 
 // setService tells every running speaker about a Service with ready endpoints on the named
 // nodes.
 func (l *lab) setService(ips []netip.Addr, local bool, endpoints ...string) {
+	policy := speaker.TrafficCluster
+	if local {
+		policy = speaker.TrafficLocal
+	}
+	var eps []speaker.Endpoint
+	for _, n := range endpoints {
+		eps = append(eps, speaker.Endpoint{Node: n, Ready: true})
+	}
 	for _, name := range nodeNames {
 		s := l.speakers[name]
 		if s == nil {
 			continue
 		}
-		s.apply(s.policy.SetService(corebgp.Service{Key: "default/web", IPs: ips, Pool: "public",
-			TrafficPolicyLocal: local, LocalEndpointReady: slices.Contains(endpoints, name),
-			AnyEndpointReady: len(endpoints) > 0}))
+		s.SetServices([]speaker.Service{{Namespace: webKey.Namespace, Name: webKey.Name, VIPs: ips, Pool: "public",
+			ExternalTrafficPolicy: policy}})
+		s.SetEndpoints(webKey, eps)
 	}
 }
 
@@ -243,7 +203,7 @@ func (l *lab) crash(name string) {
 	if err := l.net.PowerOff(name); err != nil {
 		l.t.Fatal(err)
 	}
-	l.speakers[name].stop()
+	l.speakers[name].Stop()
 	delete(l.speakers, name)
 }
 

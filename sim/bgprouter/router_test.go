@@ -33,7 +33,10 @@ func TestRejectsWrongPeerAS(t *testing.T) {
 	if got := l.router.Established(); len(got) != 0 {
 		t.Errorf("established %v, want none", got)
 	}
-	st := l.speakers["node-1"].session.Stats()
+	st, ok := l.speakers["node-1"].Stats("tor")
+	if !ok {
+		t.Fatal("node-1 has no session with tor")
+	}
 	if st.NotificationsReceived == 0 || st.Ups != 0 {
 		t.Errorf("speaker stats %+v, want NOTIFICATIONs received and no session up", st)
 	}
