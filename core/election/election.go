@@ -4,7 +4,8 @@
 // same inputs and gets the same owner, with no coordination between them. Inputs are plain
 // values that a speaker assembles from its configuration, its watchers and its liveness
 // detector; the output is the owner (or the reason there is none) and the whole ordered
-// candidate list, which says who takes over next.
+// candidate list, which says who takes over next. ElectOwner gives the same owner without
+// ranking the others, for speakers that elect per Service and only ask whether they won.
 //
 // One election covers a group of IPs that must live on one node: the IPv4 and IPv6 address of a
 // dual-stack Service, or an IP shared by several Services. A node is a candidate when, for every
@@ -152,8 +153,18 @@ type Result struct {
 // Elect chooses the owner of in.IPs. It returns an error only for inputs that no speaker should
 // produce (no IPs, invalid or duplicate IPs, nameless or duplicate nodes, non-positive weights),
 // naming the offending value.
-func Elect(in Input) (Result, error) {
-	ips, err := sortedIPs(in.IPs)
+func Elect(in Input) (Result, error) { return run(&in, true) }
+
+// ElectOwner is Elect for callers that only need the owner: Result.Candidates holds the owner
+// alone instead of every eligible node in order. It finds the owner in one pass over the nodes,
+// hashing only those whose weight can still win, and builds announcements for the owner only;
+// the owner and the reason are always those Elect returns for the same input.
+func ElectOwner(in Input) (Result, error) { return run(&in, false) }
+
+// run runs the election; all says whether every candidate is ranked or only the owner found.
+func run(in *Input, all bool) (Result, error) {
+	var ipBuf [2]netip.Addr // a group has one or two IPs, so this usually stays on the stack
+	ips, err := sortedIPs(ipBuf[:0], in.IPs)
 	if err != nil {
 		return Result{}, err
 	}
@@ -168,64 +179,82 @@ func Elect(in Input) (Result, error) {
 	if len(in.Advertisements) == 0 {
 		return Result{Reason: ReasonNoAdvertisement}, nil
 	}
-	ready := map[string]bool{}
-	for _, n := range in.ReadyEndpointNodes {
-		ready[n] = true
+	var ready map[string]bool
+	if in.LocalTrafficPolicy {
+		ready = make(map[string]bool, len(in.ReadyEndpointNodes))
+		for _, n := range in.ReadyEndpointNodes {
+			ready[n] = true
+		}
 	}
 
 	// Each node is taken through the stages in order; the furthest stage any node reached
 	// explains an empty result.
 	furthest := ReasonNoNodeSelected
-	var candidates []Candidate
+	var candidates []Candidate // every candidate, when all
+	var owner *Node            // the best so far, when !all
+	var best Candidate
+	adverts := make([]*config.L2Advertisement, 0, len(in.Advertisements)) // reused per node
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
 		set := labels.Set(n.Labels)
-		var adverts []*config.L2Advertisement
-		for _, a := range in.Advertisements {
-			if selectsNode(a, set) {
-				adverts = append(adverts, a)
-			}
-		}
+		adverts = selectingAdverts(adverts[:0], in.Advertisements, set)
 		if len(adverts) == 0 {
 			continue
 		}
 		furthest = max(furthest, ReasonNoInterface)
-		announcements, allowed := announcementsFor(n, ips, adverts)
+		allowed, live := reach(n, ips, adverts)
 		if !allowed {
 			continue
 		}
 		furthest = max(furthest, ReasonNoLiveNode)
-		if announcements == nil {
+		if !live {
 			continue
 		}
 		furthest = max(furthest, ReasonNoReadyEndpoint)
 		if in.LocalTrafficPolicy && !ready[n.Name] {
 			continue
 		}
-		candidates = append(candidates, Candidate{
-			Node:          n.Name,
-			Weight:        weight(in.Preferred, set),
-			Hash:          rankHash(n.Name, ips[0]),
-			Announcements: announcements,
-		})
+		c := Candidate{Node: n.Name, Weight: weight(in.Preferred, set)}
+		if all {
+			c.Hash = rankHash(n.Name, ips[0])
+			c.Announcements = announcements(n, ips, adverts)
+			candidates = append(candidates, c)
+			continue
+		}
+		if owner != nil && c.Weight < best.Weight {
+			continue // outranked whatever its hash
+		}
+		c.Hash = rankHash(n.Name, ips[0])
+		if owner == nil || compareRanks(&c, &best) < 0 {
+			owner, best = n, c
+		}
 	}
-	if len(candidates) == 0 {
+	if all {
+		if len(candidates) == 0 {
+			return Result{Reason: furthest}, nil
+		}
+		slices.SortFunc(candidates, compareCandidates)
+		return Result{Owner: candidates[0].Node, Reason: ReasonNone, Candidates: candidates}, nil
+	}
+	if owner == nil {
 		return Result{Reason: furthest}, nil
 	}
-	slices.SortFunc(candidates, compareCandidates)
-	return Result{Owner: candidates[0].Node, Reason: ReasonNone, Candidates: candidates}, nil
+	adverts = selectingAdverts(adverts[:0], in.Advertisements, labels.Set(owner.Labels))
+	best.Announcements = announcements(owner, ips, adverts)
+	return Result{Owner: best.Node, Reason: ReasonNone, Candidates: []Candidate{best}}, nil
 }
 
-func sortedIPs(in []netip.Addr) ([]netip.Addr, error) {
+// sortedIPs appends in's addresses, unmapped and sorted, to dst.
+func sortedIPs(dst, in []netip.Addr) ([]netip.Addr, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("election: no IPs to elect an owner for")
 	}
-	ips := make([]netip.Addr, len(in))
+	ips := dst
 	for i, a := range in {
 		if !a.IsValid() || a.Zone() != "" {
 			return nil, fmt.Errorf("election: IP %d (%v) is not a valid unzoned address", i, a)
 		}
-		ips[i] = a.Unmap()
+		ips = append(ips, a.Unmap())
 	}
 	slices.SortFunc(ips, netip.Addr.Compare)
 	for i := 1; i < len(ips); i++ {
@@ -236,7 +265,13 @@ func sortedIPs(in []netip.Addr) ([]netip.Addr, error) {
 	return ips, nil
 }
 
+// checkNodes rejects nameless and duplicate nodes, naming the first offender. Speakers list
+// themselves first and their peers sorted by name, so a valid list is usually confirmed without
+// building a set.
 func checkNodes(nodes []Node) error {
+	if wellOrdered(nodes) {
+		return nil
+	}
 	seen := make(map[string]bool, len(nodes))
 	for i, n := range nodes {
 		if n.Name == "" {
@@ -248,6 +283,33 @@ func checkNodes(nodes []Node) error {
 		seen[n.Name] = true
 	}
 	return nil
+}
+
+// wellOrdered reports whether every node has a name and, after the first, the names are
+// strictly increasing and do not include the first's: such a list has no duplicates.
+func wellOrdered(nodes []Node) bool {
+	for i := range nodes {
+		if nodes[i].Name == "" || i >= 2 && nodes[i-1].Name >= nodes[i].Name {
+			return false
+		}
+	}
+	if len(nodes) < 2 {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(nodes[1:], nodes[0].Name, compareNodeName)
+	return !found
+}
+
+func compareNodeName(n Node, name string) int { return strings.Compare(n.Name, name) }
+
+// selectingAdverts appends to dst the advertisements that let the node with labels set announce.
+func selectingAdverts(dst, adverts []*config.L2Advertisement, set labels.Set) []*config.L2Advertisement {
+	for _, a := range adverts {
+		if selectsNode(a, set) {
+			dst = append(dst, a)
+		}
+	}
+	return dst
 }
 
 // selectsNode reports whether advertisement a lets the node with labels set announce: it has no
@@ -274,37 +336,58 @@ func allowsInterface(adverts []*config.L2Advertisement, name string) bool {
 	return false
 }
 
-// announcementsFor returns where node n announces each of ips. allowed is false when some IP has
-// no allowed interface on its subnet at all; announcements is nil when some IP has such
-// interfaces but none of them is live.
-func announcementsFor(n *Node, ips []netip.Addr, adverts []*config.L2Advertisement) (announcements []Announcement, allowed bool) {
-	announcements = make([]Announcement, 0, len(ips))
-	allLive := true
+// reach reports how far node n gets with ips: allowed is false when some IP has no allowed
+// interface on its subnet at all; live is false when some IP has such interfaces but none of
+// them is live.
+func reach(n *Node, ips []netip.Addr, adverts []*config.L2Advertisement) (allowed, live bool) {
+	live = true
 	for _, ip := range ips {
-		var onSubnet, live []string
-		for _, ifc := range n.Interfaces {
-			if !allowsInterface(adverts, ifc.Name) || !slices.ContainsFunc(ifc.Prefixes, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+		onSubnet, liveHere := false, false
+		for i := range n.Interfaces {
+			ifc := &n.Interfaces[i]
+			if !announcesOn(ifc, ip, adverts) {
 				continue
 			}
-			onSubnet = append(onSubnet, ifc.Name)
-			if ifc.Live {
+			onSubnet = true
+			liveHere = liveHere || ifc.Live
+		}
+		if !onSubnet {
+			return false, false
+		}
+		live = live && liveHere
+	}
+	return true, live
+}
+
+// announcements returns where node n announces each of ips: its live, allowed interfaces on
+// each IP's subnet. reach must have found n allowed and live.
+func announcements(n *Node, ips []netip.Addr, adverts []*config.L2Advertisement) []Announcement {
+	out := make([]Announcement, 0, len(ips))
+	for _, ip := range ips {
+		var live []string
+		for i := range n.Interfaces {
+			ifc := &n.Interfaces[i]
+			if ifc.Live && announcesOn(ifc, ip, adverts) {
 				live = append(live, ifc.Name)
 			}
 		}
-		if len(onSubnet) == 0 {
-			return nil, false
-		}
-		if len(live) == 0 {
-			allLive = false
-			continue
-		}
 		slices.Sort(live)
-		announcements = append(announcements, Announcement{IP: ip, Interfaces: slices.Compact(live)})
+		out = append(out, Announcement{IP: ip, Interfaces: slices.Compact(live)})
 	}
-	if !allLive {
-		return nil, true
+	return out
+}
+
+// announcesOn reports whether one of adverts allows interface ifc and ifc's subnet holds ip.
+func announcesOn(ifc *Interface, ip netip.Addr, adverts []*config.L2Advertisement) bool {
+	if !allowsInterface(adverts, ifc.Name) {
+		return false
 	}
-	return announcements, true
+	for _, p := range ifc.Prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func weight(preferred []PreferredNodes, set labels.Set) int64 {
@@ -320,15 +403,18 @@ func weight(preferred []PreferredNodes, set labels.Set) int64 {
 // rankHash is SHA-256 over the node name, a zero byte (node names never contain one, so no two
 // (name, IP) pairs give the same input), and the key IP in its 16-byte form.
 func rankHash(node string, key netip.Addr) [sha256.Size]byte {
-	b := make([]byte, 0, len(node)+1+16)
-	b = append(b, node...)
+	var buf [64]byte // one SHA-256 block: node names of up to 47 bytes need no allocation
+	b := append(buf[:0], node...)
 	b = append(b, 0)
 	ip := key.As16()
 	b = append(b, ip[:]...)
 	return sha256.Sum256(b)
 }
 
-func compareCandidates(a, b Candidate) int {
+func compareCandidates(a, b Candidate) int { return compareRanks(&a, &b) }
+
+// compareRanks orders candidates by weight (highest first), hash and name.
+func compareRanks(a, b *Candidate) int {
 	if a.Weight != b.Weight {
 		if a.Weight > b.Weight {
 			return -1
