@@ -97,6 +97,14 @@ func (r *runner) judge(end time.Duration) {
 			v = r.judgeSameOwner(x.SameOwner.Service)
 		case x.ClientEndsOnOwner != nil:
 			v = r.judgeClientEnd(x.ClientEndsOnOwner.Client, end)
+		case x.NextHops != nil:
+			v = r.judgeNextHops(x.NextHops)
+		case x.FlowSpread != nil:
+			v = r.judgeFlowSpread(x.FlowSpread)
+		case x.NextHopRemoved != nil:
+			v = r.judgeNextHopRemoved(x.NextHopRemoved)
+		case x.Readvertised != nil:
+			v = r.judgeReadvertised(x.Readvertised)
 		}
 		r.res.Verdicts = append(r.res.Verdicts, v)
 	}

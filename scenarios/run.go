@@ -108,7 +108,11 @@ type runner struct {
 	nodes     []speaker.Node
 
 	bindings map[string]*attach.Binding // running speakers by node
+	bgp      map[string]*attach.BGP     // running BGP runtimes by node
 	starts   map[string]uint64
+	routers  map[string]*routerRun
+	// start is the virtual wall-clock time of the simulation's start.
+	start time.Time
 
 	owners    map[netip.Addr]map[string]int // open interval index per owner
 	intervals []ownership
@@ -140,6 +144,7 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 		byKey:     map[string]*speaker.Service{},
 		endpoints: map[speaker.ServiceKey][]speaker.Endpoint{},
 		bindings:  map[string]*attach.Binding{},
+		bgp:       map[string]*attach.BGP{},
 		starts:    map[string]uint64{},
 		owners:    map[netip.Addr]map[string]int{},
 	}
@@ -161,6 +166,7 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 		return nil, err
 	}
 	r.net = n
+	r.start = n.Clock().Now()
 	if opts.PCAP != nil {
 		for _, seg := range sc.Topology.Segments {
 			w, err := opts.PCAP(seg.Name)
@@ -171,6 +177,9 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := r.startRouters(); err != nil {
+		return nil, err
 	}
 	for _, node := range sc.Topology.Nodes {
 		if err := r.startSpeaker(node.Name); err != nil {
@@ -194,6 +203,17 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 		drain = max(drain, p.spec.Timeout.Duration)
 	}
 	n.RunFor(drain)
+	r.finishRouters()
+	// Let the BGP sessions and routers end before the network is dropped.
+	for _, node := range slices.Sorted(maps.Keys(r.bgp)) {
+		r.stopBGP(node)
+	}
+	for _, host := range slices.Sorted(maps.Keys(r.routers)) {
+		if rr := r.routers[host]; rr.cur != nil {
+			rr.cur.Stop()
+		}
+	}
+	n.RunFor(time.Second)
 	r.res.Stalls = n.Stalls()
 	if err := n.Flush(); err != nil {
 		return nil, err
@@ -303,7 +323,9 @@ func (r *runner) startSpeaker(node string) error {
 	}
 	r.bindings[node] = b
 	r.entry(node, "speaker started")
-	return errors.Join(b.SetConfig(r.cfg), b.SetNodes(r.nodes), b.SetServices(r.services), b.SetAllEndpoints(r.endpoints))
+	err = errors.Join(b.SetConfig(r.cfg), b.SetNodes(r.nodes), b.SetServices(r.services), b.SetAllEndpoints(r.endpoints))
+	index := slices.IndexFunc(r.sc.Topology.Nodes, func(h sim.Host) bool { return h.Name == node })
+	return errors.Join(err, r.startBGP(node, index))
 }
 
 func (r *runner) entry(who, what string) {
@@ -419,7 +441,9 @@ func (r *runner) applyErr(e *Event) error {
 		r.entry("script", "crash "+node+" (power off, no leave)")
 		delete(r.bindings, node)
 		r.releaseAll(node)
-		return n.PowerOff(node)
+		err = n.PowerOff(node)
+		r.stopBGP(node) // after the power is gone: its goodbye never reaches the wire
+		return err
 	case e.PowerOn != nil:
 		node, err := r.resolve(*e.PowerOn)
 		if err != nil {
@@ -442,6 +466,7 @@ func (r *runner) applyErr(e *Event) error {
 		r.entry("script", "stop speaker on "+node+" (graceful)")
 		delete(r.bindings, node)
 		b.Stop()
+		r.stopBGP(node)
 		return nil
 	case e.Start != nil:
 		node, err := r.resolve(*e.Start)
@@ -491,7 +516,12 @@ func (r *runner) applyErr(e *Event) error {
 		for _, node := range slices.Sorted(maps.Keys(r.bindings)) {
 			errs = append(errs, r.bindings[node].SetEndpoints(key, eps))
 		}
+		for _, node := range slices.Sorted(maps.Keys(r.bgp)) {
+			r.bgp[node].SetEndpoints(key, eps)
+		}
 		return errors.Join(errs...)
+	case e.RestartRouter != nil:
+		return r.restartRouter(e)
 	}
 	return errors.New("event has no action")
 }

@@ -46,6 +46,9 @@ type Scenario struct {
 	Topology sim.Topology `json:"topology"`
 	// NodeLabels are Kubernetes labels of the nodes, matched by L2Advertisement nodeSelectors.
 	NodeLabels map[string]map[string]string `json:"nodeLabels,omitempty"`
+	// BGPRouters run simulated BGP routers on hosts of topology.routers. Nodes run BGP
+	// sessions when the configuration has BGPPeers.
+	BGPRouters []BGPRouterSpec `json:"bgpRouters,omitempty"`
 	// Speaker tunes the speakers; the zero value is Switchyard's defaults.
 	Speaker SpeakerSettings `json:"speaker,omitempty"`
 	// Config holds metallb.io manifests inline: one YAML string (documents separated by
@@ -192,6 +195,8 @@ type Event struct {
 	Impair *ImpairSpec `json:"impair,omitempty"`
 	// Endpoints replaces a Service's endpoints, as when its pods move.
 	Endpoints *EndpointsChange `json:"endpoints,omitempty"`
+	// RestartRouter powers a BGP router off and boots it again.
+	RestartRouter *RouterRestart `json:"restartRouter,omitempty"`
 }
 
 // IsolateSpec cuts one node off from the rest of a segment.
@@ -243,6 +248,15 @@ type Expectation struct {
 	// ClientEndsOnOwner says the client's last successful attempt on each probed VIP was
 	// served by that VIP's owner at the end of the run.
 	ClientEndsOnOwner *ClientRef `json:"clientEndsOnOwner,omitempty"`
+
+	// NextHops checks a BGP router's route to each of the Service's VIPs at a time.
+	NextHops *NextHopsExpectation `json:"nextHops,omitempty"`
+	// FlowSpread checks how many client connections each node served.
+	FlowSpread *FlowSpreadExpectation `json:"flowSpread,omitempty"`
+	// NextHopRemoved bounds how soon after an event a router stops routing to a node.
+	NextHopRemoved *NextHopRemovedExpectation `json:"nextHopRemoved,omitempty"`
+	// Readvertised says a restarted router gets every route back.
+	Readvertised *ReadvertisedExpectation `json:"readvertised,omitempty"`
 }
 
 // OutageExpectation bounds client-observed outage.
@@ -355,6 +369,10 @@ func (sc *Scenario) validate() error {
 			return fmt.Errorf("nodeLabels.%s: no such node in topology.nodes", name)
 		}
 	}
+	routers, err := sc.validateBGP()
+	if err != nil {
+		return err
+	}
 	if s := sc.Speaker; s.HeartbeatInterval.Duration < 0 || s.Multiplier < 0 || s.MaxMultiplier < 0 {
 		return errors.New("speaker: settings must not be negative")
 	}
@@ -466,7 +484,7 @@ func (sc *Scenario) validate() error {
 		if i > 0 && e.At.Duration < sc.Events[i-1].At.Duration {
 			return fmt.Errorf("%s.at: %v is before the previous event's %v; list events in time order", where, e.At, sc.Events[i-1].At)
 		}
-		action, measured, err := e.check(where, checkNode, checkService, segments, hosts, nodes)
+		action, measured, err := e.check(where, checkNode, checkService, segments, hosts, nodes, routers)
 		if err != nil {
 			return err
 		}
@@ -537,6 +555,11 @@ func (sc *Scenario) validate() error {
 				err = fmt.Errorf("%s.clientEndsOnOwner.client: %q is not in topology.clients", where, x.ClientEndsOnOwner.Client)
 			}
 		}
+		n, bgpErr := sc.checkBGPExpectation(where, x, routers, nodes, names, checkService)
+		set += n
+		if err == nil {
+			err = bgpErr
+		}
 		if set != 1 {
 			return fmt.Errorf("%s: exactly one expectation per entry is required, found %d", where, set)
 		}
@@ -550,7 +573,7 @@ func (sc *Scenario) validate() error {
 // check validates an event's action and returns its default name and whether it is measured
 // by default.
 func (e *Event) check(where string, checkNode func(string, NodeRef) error, checkService func(string, string) error,
-	segments, hosts, nodes map[string]bool) (string, bool, error) {
+	segments, hosts, nodes, routers map[string]bool) (string, bool, error) {
 	type action struct {
 		key     string
 		set     bool
@@ -616,6 +639,15 @@ func (e *Event) check(where string, checkNode func(string, NodeRef) error, check
 			}
 			return checkEndpoints(where+".endpoints.endpoints", e.Endpoints.Endpoints, nodes)
 		}, func() string { return "move endpoints of " + e.Endpoints.Service }},
+		{"restartRouter", e.RestartRouter != nil, false, func() error {
+			if !routers[e.RestartRouter.Router] {
+				return fmt.Errorf("%s.restartRouter.router: %q is not in bgpRouters", where, e.RestartRouter.Router)
+			}
+			if e.RestartRouter.DownFor.Duration <= 0 {
+				return fmt.Errorf("%s.restartRouter.downFor: must be positive", where)
+			}
+			return nil
+		}, func() string { return "restart router " + e.RestartRouter.Router }},
 	}
 	var chosen []action
 	for _, a := range actions {
