@@ -403,3 +403,77 @@ func TestNodeRequestsUseOwnAddress(t *testing.T) {
 		t.Errorf("attempts = %+v", got)
 	}
 }
+
+// TestForwarderNeighbourCacheFollowsLinux: gateways and routers stand for Linux machines too,
+// so the new owner's gratuitous ARP moves their entry for a VIP at once. Without that, a
+// client behind them would wait for the forwarder's own reachability probe to fail (seconds).
+func TestForwarderNeighbourCacheFollowsLinux(t *testing.T) {
+	front := netip.MustParsePrefix("10.9.0.0/24")
+	gw := Host{Name: "fwd", Interfaces: []Interface{
+		{Name: "lan", Segment: "lan", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}},
+		{Name: "front", Segment: "front", Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}},
+	}}
+	for _, kind := range []string{"gateway", "router"} {
+		t.Run(kind, func(t *testing.T) {
+			topo := lanTopology()
+			topo.Segments = append(topo.Segments, Segment{Name: "front"})
+			topo.Clients = []Host{{Name: "client", Interfaces: []Interface{{Name: "eth0", Segment: "front",
+				Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.100/24")}}},
+				Routes: []Route{{Dst: netip.MustParsePrefix("10.0.0.0/24"), Via: netip.MustParseAddr("10.9.0.1")}}}}
+			for i := range topo.Nodes {
+				topo.Nodes[i].Routes = []Route{{Dst: front, Via: netip.MustParseAddr("10.0.0.1")}}
+			}
+			if kind == "gateway" {
+				topo.Gateways = []Host{gw}
+			} else {
+				topo.Routers = []Host{gw}
+			}
+			n, err := New(topo, Options{Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fwd, err := n.Host("fwd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			vipEntry := func() tcpip.LinkAddress {
+				entries, terr := fwd.Stack().Neighbors(fwd.NIC("lan").ID(), ipv4.ProtocolNumber)
+				if terr != nil {
+					t.Fatal(terr)
+				}
+				for _, e := range entries {
+					if e.Addr == tcpip.AddrFrom4(vip.As4()) {
+						return e.LinkAddr
+					}
+				}
+				return ""
+			}
+			a := newAnnouncer(t, n, "node-a", vip)
+			a.active = true
+			b := newAnnouncer(t, n, "node-b", vip)
+			c, _ := n.Client("client")
+			if err := c.ConnectTCP(netip.AddrPortFrom(vip, 80), time.Second, nil); err != nil {
+				t.Fatal(err)
+			}
+			n.RunFor(100 * time.Millisecond)
+			if got := vipEntry(); got != tcpip.LinkAddress(a.mac) {
+				t.Fatalf("before: %s's entry for %s is %q, want node-a's %s", kind, vip, got, a.mac)
+			}
+			a.active, b.active = false, true
+			b.garp()
+			n.RunFor(time.Millisecond)
+			if got := vipEntry(); got != tcpip.LinkAddress(b.mac) {
+				t.Errorf("after node-b's gratuitous ARP: %s's entry for %s is %q, want node-b's %s", kind, vip, got, b.mac)
+			}
+			if err := c.ConnectTCP(netip.AddrPortFrom(vip, 80), time.Second, nil); err != nil {
+				t.Fatal(err)
+			}
+			n.RunFor(100 * time.Millisecond)
+			got := c.Attempts()
+			if len(got) != 2 || got[0].Outcome != OutcomeOK || got[0].Node != "node-a" ||
+				got[1].Outcome != OutcomeOK || got[1].Node != "node-b" {
+				t.Errorf("attempts = %+v, want node-a then node-b serving", got)
+			}
+		})
+	}
+}

@@ -128,6 +128,9 @@ func (sh *simHost) powerOn() error {
 	for _, r := range sh.spec.Routes {
 		routes = append(routes, host.Route{Dst: r.Dst, Via: r.Via})
 	}
+	// Clients, gateways and routers stand for Linux machines whose neighbour caches take a VIP's
+	// new MAC from the new owner's gratuitous ARP; the failover times clients see depend on it.
+	linuxNeighbours := sh.kind == kindClient || sh.kind == kindGateway || sh.kind == kindRouter
 	h, err := host.New(host.Config{
 		Name:           sh.spec.Name,
 		Seed:           n.seed,
@@ -135,7 +138,7 @@ func (sh *simHost) powerOn() error {
 		Clock:          n.clock.Group(),
 		Trace:          n.trace,
 		ServeVIPs:      sh.kind == kindNode,
-		LinuxNeighbors: sh.kind == kindClient,
+		LinuxNeighbors: linuxNeighbours,
 		Forwarding:     sh.kind == kindGateway || sh.kind == kindRouter,
 	}, nics, routes)
 	if err != nil {

@@ -14,11 +14,12 @@
 //     and the speaker answers for them, it never answers ARP requests or neighbour
 //     solicitations for addresses it does not own, and its own requests carry the interface's
 //     address as sender (Linux arp_announce=2), not the VIP a reply came from.
-//   - LinuxNeighbors (clients): the IPv4 neighbour cache follows Linux (arp_accept=0): an ARP
-//     packet from an IP that has an entry replaces the entry's MAC when it is gratuitous or when
-//     the entry was last updated more than LockTime ago; no entry is created by gratuitous ARP.
-//     gVisor alone ignores gratuitous requests and never overrides on replies. (IPv6 needs no
-//     help: gVisor honours the Override flag of unsolicited neighbour advertisements.)
+//   - LinuxNeighbors (clients, gateways, routers): the IPv4 neighbour cache follows Linux
+//     (arp_accept=0): an ARP packet from an IP that has an entry replaces the entry's MAC when
+//     it is gratuitous or when the entry was last updated more than LockTime ago; no entry is
+//     created by gratuitous ARP. gVisor alone ignores gratuitous requests and never overrides
+//     on replies. (IPv6 needs no help: gVisor honours the Override flag of unsolicited
+//     neighbour advertisements.)
 //   - Forwarding (gateways, routers): IP forwarding between the host's NICs.
 package host
 
