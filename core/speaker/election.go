@@ -193,7 +193,7 @@ func (s *Speaker) wins(svc *Service, el *electorate) (claim map[netip.Addr][]str
 			}
 		}
 	}
-	res, err := election.Elect(in)
+	res, err := election.ElectOwner(in)
 	switch {
 	case err != nil:
 		return nil, err.Error(), ""

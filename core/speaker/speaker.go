@@ -324,7 +324,7 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 				pr := seg.peers[name]
 				pr.presumed = pr.candidate
 				pr.lastHeard = time.Time{}
-				s.updatePeer(seg, name, now, "link down", &out)
+				s.updatePeer(seg, pr, now, "link down", &out)
 			}
 		case !wasUp && ifc.Up && seg.holdDone:
 			// The link is back. Until the peers' next heartbeats arrive, those that were there
@@ -332,7 +332,7 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 			// now, as if alone, would send gratuitous ARPs that draw other owners' traffic.
 			seg.rejoinUntil = now.Add(s.interval + s.interval/2)
 			for _, name := range sortedKeys(seg.peers) {
-				s.updatePeer(seg, name, now, "presumed until heard, link up", &out)
+				s.updatePeer(seg, seg.peers[name], now, "presumed until heard, link up", &out)
 			}
 		}
 	}
@@ -416,7 +416,7 @@ func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, ou
 			reason = ev.Reason.String()
 		}
 	}
-	s.updatePeer(seg, name, now, reason, out)
+	s.updatePeer(seg, pr, now, reason, out)
 	s.settle(now, out)
 }
 
@@ -443,8 +443,10 @@ func (s *Speaker) settle(now time.Time, out *Output) {
 // detectorEvent applies a liveness event from the detector.
 func (s *Speaker) detectorEvent(ev liveness.Event, now time.Time, out *Output) {
 	s.deadlineStale = true
-	if seg := s.segs[ev.Interface]; seg != nil && seg.peers[ev.Node] != nil {
-		s.updatePeer(seg, ev.Node, now, ev.Reason.String(), out)
+	if seg := s.segs[ev.Interface]; seg != nil {
+		if pr := seg.peers[ev.Node]; pr != nil {
+			s.updatePeer(seg, pr, now, ev.Reason.String(), out)
+		}
 	}
 }
 
@@ -458,9 +460,9 @@ func (s *Speaker) isCandidate(seg *segment, pr *peer, now time.Time) bool {
 	return heard || presumed || s.detector.Alive(seg.Name, pr.name)
 }
 
-// updatePeer recomputes whether a peer is a candidate on seg and reports a change.
-func (s *Speaker) updatePeer(seg *segment, name string, now time.Time, reason string, out *Output) {
-	pr := seg.peers[name]
+// updatePeer recomputes whether peer pr is a candidate on seg and reports a change.
+func (s *Speaker) updatePeer(seg *segment, pr *peer, now time.Time, reason string, out *Output) {
+	name := pr.name
 	candidate := s.isCandidate(seg, pr, now)
 	if candidate == pr.candidate {
 		return
@@ -517,7 +519,7 @@ func (s *Speaker) Tick(now time.Time) Output {
 		}
 		slices.Sort(silent)
 		for _, node := range silent {
-			s.updatePeer(seg, node, now, "not heard for "+s.window.String(), &out)
+			s.updatePeer(seg, seg.peers[node], now, "not heard for "+s.window.String(), &out)
 		}
 	}
 	s.addL2(&out, s.responder.Tick(now))
@@ -546,8 +548,13 @@ func (s *Speaker) NextDeadline() time.Time {
 			earliest(seg.rejoinUntil)
 		}
 		for node, pr := range seg.peers {
-			if pr.candidate && !pr.lastHeard.IsZero() && !s.detector.Alive(name, node) {
-				earliest(pr.lastHeard.Add(s.window))
+			if !pr.candidate || pr.lastHeard.IsZero() {
+				continue
+			}
+			// Ask the detector only when the window's end would be the earliest deadline:
+			// for most peers it is not, and the lookup is the costly part.
+			if end := pr.lastHeard.Add(s.window); (next.IsZero() || end.Before(next)) && !s.detector.Alive(name, node) {
+				earliest(end)
 			}
 		}
 	}
