@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -197,9 +198,9 @@ type segment struct {
 	up       bool
 	nextSend time.Time
 	peers    map[string]*peer
-	// peerNames are the keys of peers, sorted, so that Tick and link-down report peers in a
-	// deterministic order without sorting on every call.
-	peerNames []string
+	// sorted holds the values of peers in name order, so that Tick and link-down visit peers
+	// in a deterministic order without sorting or looking up on every call.
+	sorted []*peer
 }
 
 // peer is what the detector knows about one peer on one segment.
@@ -283,12 +284,11 @@ func (d *Detector) SetLink(name string, up bool, now time.Time) []Event {
 }
 
 func (s *segment) killAll(ifname string, events []Event) []Event {
-	for _, node := range s.peerNames {
-		p := s.peers[node]
+	for _, p := range s.sorted {
 		p.streak = 0
 		if p.alive {
 			p.alive = false
-			events = append(events, Event{Interface: ifname, Node: node, Alive: false, Reason: ReasonLinkDown})
+			events = append(events, Event{Interface: ifname, Node: p.name, Alive: false, Reason: ReasonLinkDown})
 		}
 	}
 	return events
@@ -311,12 +311,11 @@ func (d *Detector) AlivePeers(ifname string) []string {
 		return nil
 	}
 	var nodes []string
-	for node, p := range s.peers {
+	for _, p := range s.sorted {
 		if p.alive {
-			nodes = append(nodes, node)
+			nodes = append(nodes, p.name)
 		}
 	}
-	slices.Sort(nodes)
 	return nodes
 }
 
@@ -384,8 +383,8 @@ func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Even
 // addPeer records a peer heard for the first time on s.
 func (s *segment) addPeer(p *peer) {
 	s.peers[p.name] = p
-	i, _ := slices.BinarySearch(s.peerNames, p.name)
-	s.peerNames = slices.Insert(s.peerNames, i, p.name)
+	i, _ := slices.BinarySearchFunc(s.sorted, p.name, func(q *peer, name string) int { return strings.Compare(q.name, name) })
+	s.sorted = slices.Insert(s.sorted, i, p)
 }
 
 // accept applies anti-replay: it reports whether h is newer than anything accepted from this
@@ -472,12 +471,11 @@ func (d *Detector) Tick(now time.Time) ([]Transmit, []Event) {
 				s.nextSend = now.Add(d.cfg.Interval)
 			}
 		}
-		for _, node := range s.peerNames {
-			p := s.peers[node]
+		for _, p := range s.sorted {
 			if p.alive && !now.Before(p.deadUntil) {
 				p.alive = false
 				p.streak = 0
-				events = append(events, Event{Interface: name, Node: node, Alive: false, Reason: ReasonTimeout})
+				events = append(events, Event{Interface: name, Node: p.name, Alive: false, Reason: ReasonTimeout})
 			}
 		}
 	}
@@ -497,7 +495,7 @@ func (d *Detector) NextDeadline() time.Time {
 			continue
 		}
 		earliest(s.nextSend)
-		for _, p := range s.peers {
+		for _, p := range s.sorted {
 			if p.alive {
 				earliest(p.deadUntil)
 			}
