@@ -62,10 +62,11 @@ func (s *Speaker) electorate() *electorate {
 		if !live {
 			continue
 		}
-		for node, pr := range seg.peers {
+		for _, pr := range seg.sorted {
 			if !pr.candidate {
 				continue
 			}
+			node := pr.name
 			p := peers[node]
 			if p == nil {
 				var labels map[string]string

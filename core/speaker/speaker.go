@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/config"
@@ -82,6 +83,16 @@ type segment struct {
 	// there when it went down are presumed still there.
 	rejoinUntil time.Time
 	peers       map[string]*peer
+	// sorted holds the values of peers in name order: Tick walks it on every heartbeat
+	// interval, and events come out in a deterministic order without sorting.
+	sorted []*peer
+}
+
+// addPeer records a peer first heard on seg.
+func (seg *segment) addPeer(pr *peer) {
+	seg.peers[pr.name] = pr
+	i, _ := slices.BinarySearchFunc(seg.sorted, pr.name, func(q *peer, name string) int { return strings.Compare(q.name, name) })
+	seg.sorted = slices.Insert(seg.sorted, i, pr)
 }
 
 // peer is what the speaker knows about another speaker on one segment, beyond the detector.
@@ -320,8 +331,7 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 		case wasUp && !ifc.Up:
 			// Our side of the segment is dead: nobody there can be heard, whatever we heard
 			// last. Remember who was there, for when the link returns.
-			for _, name := range sortedKeys(seg.peers) {
-				pr := seg.peers[name]
+			for _, pr := range seg.sorted {
 				pr.presumed = pr.candidate
 				pr.lastHeard = time.Time{}
 				s.updatePeer(seg, pr, now, "link down", &out)
@@ -331,8 +341,8 @@ func (s *Speaker) SetInterfaces(ifaces []Interface, now time.Time) (Output, erro
 			// when it went down are presumed still there: claiming every VIP of the segment
 			// now, as if alone, would send gratuitous ARPs that draw other owners' traffic.
 			seg.rejoinUntil = now.Add(s.interval + s.interval/2)
-			for _, name := range sortedKeys(seg.peers) {
-				s.updatePeer(seg, seg.peers[name], now, "presumed until heard, link up", &out)
+			for _, pr := range seg.sorted {
+				s.updatePeer(seg, pr, now, "presumed until heard, link up", &out)
 			}
 		}
 	}
@@ -392,7 +402,7 @@ func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, ou
 	pr := seg.peers[string(nameBytes)] // no allocation: the compiler looks up without copying
 	if pr == nil {
 		pr = &peer{name: string(nameBytes)}
-		seg.peers[pr.name] = pr
+		seg.addPeer(pr)
 		s.deadlineStale = true
 	}
 	name := pr.name
@@ -508,18 +518,12 @@ func (s *Speaker) Tick(now time.Time) Output {
 	for _, ev := range events {
 		s.detectorEvent(ev, now, &out)
 	}
-	var silent []string
 	for _, name := range s.segList {
 		seg := s.segs[name]
-		silent = silent[:0]
-		for node, pr := range seg.peers {
+		for _, pr := range seg.sorted {
 			if pr.candidate && !s.isCandidate(seg, pr, now) {
-				silent = append(silent, node)
+				s.updatePeer(seg, pr, now, "not heard for "+s.window.String(), &out)
 			}
-		}
-		slices.Sort(silent)
-		for _, node := range silent {
-			s.updatePeer(seg, seg.peers[node], now, "not heard for "+s.window.String(), &out)
 		}
 	}
 	s.addL2(&out, s.responder.Tick(now))
@@ -547,13 +551,13 @@ func (s *Speaker) NextDeadline() time.Time {
 		if seg.rejoinUntil.After(s.lastTick) {
 			earliest(seg.rejoinUntil)
 		}
-		for node, pr := range seg.peers {
+		for _, pr := range seg.sorted {
 			if !pr.candidate || pr.lastHeard.IsZero() {
 				continue
 			}
 			// Ask the detector only when the window's end would be the earliest deadline:
 			// for most peers it is not, and the lookup is the costly part.
-			if end := pr.lastHeard.Add(s.window); (next.IsZero() || end.Before(next)) && !s.detector.Alive(name, node) {
+			if end := pr.lastHeard.Add(s.window); (next.IsZero() || end.Before(next)) && !s.detector.Alive(name, pr.name) {
 				earliest(end)
 			}
 		}
@@ -645,8 +649,4 @@ func compareKeys(a, b ServiceKey) int {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
