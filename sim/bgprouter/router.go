@@ -25,9 +25,9 @@
 // simulation's trace under "router/<host>".
 //
 // The BGP scenarios of the "BGP mode" issue (bgp-ecmp, bgp-node-failure with and without BFD,
-// bgp-etp-local, bgp-dual-stack, bgp-peer-restart) are this package's scenarios_test.go: three
-// nodes run core/bgp's sessions and BFD through netio/netstack against this router, and a client
-// behind it opens TCP connections to the VIP.
+// bgp-etp-local, bgp-dual-stack, bgp-peer-restart) are scenario files in scenarios/, where the
+// topology's routers run this router (bgpRouters) and every node runs the speaker's BGP runtime
+// (netio/attach.BGP) against it.
 package bgprouter
 
 import (
