@@ -1,13 +1,17 @@
-// Package scenarios describes simulated layer-2 networks as data and runs Switchyard's speakers
-// on them: a scenario file holds a topology (segments, nodes, clients, gateways), the
+// Package scenarios describes simulated networks as data and runs Switchyard's speakers on
+// them: a scenario file holds a topology (segments, nodes, clients, gateways, routers), the
 // metallb.io configuration, the Services, timed events (crashes, graceful stops, partitions,
-// link failures, packet loss, endpoint moves), client probes and the expectations to check.
+// link failures, packet loss, endpoint moves, router restarts), client probes and the
+// expectations to check.
 //
 // Run builds the network with package sim, gives every node a speaker (core/speaker through
-// netio/attach on the simulated netio backend), assigns the Services' addresses with core/ipam,
-// plays the events in virtual time and returns a Result: a timeline, the outage clients saw
-// after each failover, and a verdict per expectation. A run is a pure function of the scenario
-// and its seed: the trace and pcap of two runs are byte-identical.
+// netio/attach on the simulated netio backend) and, when the configuration has BGPPeers, the
+// BGP runtime (netio/attach.BGP); routers listed in bgpRouters run sim/bgprouter. It assigns
+// the Services' addresses with core/ipam, plays the events in virtual time and returns a
+// Result: a timeline, the outage clients saw after each failover, and a verdict per
+// expectation (VIP owners for layer 2; routes, next-hop removal times and flow spread for
+// BGP). A run is a pure function of the scenario and its seed: the trace and pcap of two runs
+// are byte-identical.
 //
 // `switchyard sim run FILE` is the command-line front end; `go test ./scenarios/...` runs every
 // scenario file in this directory. The file format is documented in README.md.
