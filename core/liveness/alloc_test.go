@@ -80,3 +80,37 @@ func BenchmarkHandleFrame(b *testing.B) {
 		b.Fatal("no heartbeat accepted")
 	}
 }
+
+// TestReceiveNumbersPeers: Receive describes each accepted heartbeat and numbers senders per
+// interface in the order they were first heard; dropped frames are not described.
+func TestReceiveNumbersPeers(t *testing.T) {
+	receiver := newTestDetector(t, "node-r", 1, 9)
+	frame := func(node string, typ MessageType, incarnation, seq uint64) []byte {
+		t.Helper()
+		h := Heartbeat{Type: typ, NodeName: node, Incarnation: incarnation, Sequence: seq, Interval: DefaultInterval}
+		f, err := h.MarshalFrame([]byte{2, 0, 0, 0, 0, 1}, testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tests := []struct {
+		frame    []byte
+		want     Heard
+		accepted bool
+	}{
+		{frame("node-b", TypeHello, 5, 1), Heard{Type: TypeHello, Node: "node-b", Incarnation: 5, Sequence: 1, Peer: 0}, true},
+		{frame("node-a", TypeHello, 7, 1), Heard{Type: TypeHello, Node: "node-a", Incarnation: 7, Sequence: 1, Peer: 1}, true},
+		{frame("node-b", TypeHello, 5, 2), Heard{Type: TypeHello, Node: "node-b", Incarnation: 5, Sequence: 2, Peer: 0}, true},
+		{frame("node-b", TypeHello, 5, 2), Heard{}, false}, // replay
+		{frame("node-r", TypeHello, 1, 1), Heard{}, false}, // our own
+		{frame("node-a", TypeLeave, 7, 2), Heard{Type: TypeLeave, Node: "node-a", Incarnation: 7, Sequence: 2, Peer: 1}, true},
+		{frame("node-c", TypeHello, 1, 9), Heard{Type: TypeHello, Node: "node-c", Incarnation: 1, Sequence: 9, Peer: 2}, true},
+	}
+	for i, tt := range tests {
+		got, accepted, _, _ := receiver.Receive("eth0", tt.frame, t0)
+		if got != tt.want || accepted != tt.accepted {
+			t.Errorf("frame %d: Receive = %+v, %v; want %+v, %v", i, got, accepted, tt.want, tt.accepted)
+		}
+	}
+}

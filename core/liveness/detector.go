@@ -206,6 +206,7 @@ type segment struct {
 // peer is what the detector knows about one peer on one segment.
 type peer struct {
 	name        string
+	index       int // see Heard.Peer
 	incarnation uint64
 	sequence    uint64 // highest accepted in incarnation
 	firstSeq    uint64 // first accepted in incarnation, bounds the loss window
@@ -323,39 +324,59 @@ func (d *Detector) AlivePeers(ifname string) []string {
 // change it causes, if any. Frames that are malformed, fail authentication or are replays are
 // counted and dropped.
 func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Event, bool) {
+	_, _, ev, changed := d.Receive(ifname, frame, now)
+	return ev, changed
+}
+
+// Heard describes a heartbeat the detector accepted.
+type Heard struct {
+	Type        MessageType
+	Node        string // shared with the detector: reporting it allocates nothing
+	Incarnation uint64
+	Sequence    uint64
+	// Peer numbers the sender on the receiving interface: 0 for the first node heard there, 1
+	// for the next, and so on, for as long as the interface is not removed. Callers that keep
+	// their own state per peer and interface can hold it in a slice indexed by Peer rather than
+	// look the sender's name up in a map for every heartbeat.
+	Peer int
+}
+
+// Receive is HandleFrame that also describes the heartbeat when it was accepted (accepted is
+// false for frames that were counted and dropped).
+func (d *Detector) Receive(ifname string, frame []byte, now time.Time) (heard Heard, accepted bool, ev Event, changed bool) {
 	s, ok := d.interfaces[ifname]
 	if !ok || !s.up {
 		d.counters.NoInterface++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	}
 	// The frame is parsed in place and the peer looked up by the name's bytes: nothing is
 	// allocated for a heartbeat from a peer already known.
 	payload, err := framePayload(frame)
 	if err != nil {
 		d.counters.Malformed++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	}
 	h, err := parseWire(payload, d.auth)
 	switch {
 	case errors.Is(err, ErrBadMAC):
 		d.counters.BadMAC++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	case err != nil:
 		d.counters.Malformed++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	}
 	if string(h.name) == d.cfg.NodeName {
 		d.counters.Self++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	}
 	p := s.peers[string(h.name)]
 	if p == nil {
-		p = &peer{name: string(h.name)}
+		p = &peer{name: string(h.name), index: len(s.peers)}
 		s.addPeer(p)
 	}
 	if !p.accept(&h) {
 		d.counters.Replayed++
-		return Event{}, false
+		return Heard{}, false, Event{}, false
 	}
 	d.counters.Accepted++
 	p.lastHeard = now
@@ -364,20 +385,21 @@ func (d *Detector) HandleFrame(ifname string, frame []byte, now time.Time) (Even
 		p.interval = d.cfg.Interval
 	}
 	p.deadUntil = p.deadline(&d.cfg)
+	heard = Heard{Type: h.typ, Node: p.name, Incarnation: h.incarnation, Sequence: h.sequence, Peer: p.index}
 	if h.typ == TypeLeave {
 		p.left = true
 		p.streak = 0
 		if p.alive {
 			p.alive = false
-			return Event{Interface: ifname, Node: p.name, Alive: false, Reason: ReasonLeave}, true
+			return heard, true, Event{Interface: ifname, Node: p.name, Alive: false, Reason: ReasonLeave}, true
 		}
-		return Event{}, false
+		return heard, true, Event{}, false
 	}
 	if !p.alive && p.streak >= d.cfg.Rise {
 		p.alive = true
-		return Event{Interface: ifname, Node: p.name, Alive: true, Reason: ReasonRise}, true
+		return heard, true, Event{Interface: ifname, Node: p.name, Alive: true, Reason: ReasonRise}, true
 	}
-	return Event{}, false
+	return heard, true, Event{}, false
 }
 
 // addPeer records a peer heard for the first time on s.
