@@ -86,6 +86,28 @@ type segment struct {
 	// sorted holds the values of peers in name order: Tick walks it on every heartbeat
 	// interval, and events come out in a deterministic order without sorting.
 	sorted []*peer
+	// byDetectorIndex holds the values of peers by the detector's number for them
+	// (liveness.Heard.Peer), so a heartbeat finds its peer without a lookup by name.
+	byDetectorIndex []*peer
+}
+
+// peerAt returns the peer the detector numbers i on seg, or nil if not known yet.
+func (seg *segment) peerAt(i int) *peer {
+	if i < 0 || i >= len(seg.byDetectorIndex) {
+		return nil
+	}
+	return seg.byDetectorIndex[i]
+}
+
+// setPeerAt records that the detector numbers pr i on seg.
+func (seg *segment) setPeerAt(i int, pr *peer) {
+	if i < 0 {
+		return
+	}
+	if i >= len(seg.byDetectorIndex) {
+		seg.byDetectorIndex = append(seg.byDetectorIndex, make([]*peer, i+1-len(seg.byDetectorIndex))...)
+	}
+	seg.byDetectorIndex[i] = pr
 }
 
 // addPeer records a peer first heard on seg.
@@ -382,41 +404,36 @@ func (s *Speaker) HandleFrame(ifname string, frame []byte, now time.Time) Output
 }
 
 func (s *Speaker) handleHeartbeat(ifname string, frame []byte, now time.Time, out *Output) {
-	accepted := s.detector.Counters().Accepted
-	ev, changed := s.detector.HandleFrame(ifname, frame, now)
-	if s.detector.Counters().Accepted == accepted {
+	hb, accepted, ev, changed := s.detector.Receive(ifname, frame, now)
+	if !accepted {
 		return // malformed, forged, replayed, our own, or on an unknown interface: counted there
 	}
 	seg := s.segs[ifname]
 	if seg == nil {
 		return
 	}
-	// The detector authenticated the frame, so its fields can be read in place (layout in
-	// liveness.Heartbeat).
-	p := frame[14:]
-	kind, nameLen := liveness.MessageType(p[1]), int(p[2])
-	incarnation := binary.BigEndian.Uint64(p[4:12])
-	sequence := binary.BigEndian.Uint64(p[12:20])
-	nameBytes := p[24 : 24+nameLen]
-
-	pr := seg.peers[string(nameBytes)] // no allocation: the compiler looks up without copying
+	pr := seg.peerAt(hb.Peer)
 	if pr == nil {
-		pr = &peer{name: string(nameBytes)}
-		seg.addPeer(pr)
-		s.deadlineStale = true
+		pr = seg.peers[hb.Node]
+		if pr == nil {
+			pr = &peer{name: hb.Node}
+			seg.addPeer(pr)
+			s.deadlineStale = true
+		}
+		seg.setPeerAt(hb.Peer, pr)
 	}
 	name := pr.name
-	if pr.incarnation != incarnation {
-		pr.incarnation = incarnation
+	if pr.incarnation != hb.Incarnation {
+		pr.incarnation = hb.Incarnation
 		pr.joining, pr.ready = seg.holdDone, false
 	}
 	reason := "heartbeat"
-	if kind == liveness.TypeLeave {
+	if hb.Type == liveness.TypeLeave {
 		pr.lastHeard = time.Time{}
 		reason = "leave"
 	} else {
 		pr.lastHeard, pr.presumed = now, false
-		if sequence > uint64(s.multiplier) {
+		if hb.Sequence > uint64(s.multiplier) {
 			pr.ready = true
 		}
 	}
