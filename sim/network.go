@@ -145,7 +145,7 @@ func (sh *simHost) powerOn() error {
 		return err
 	}
 	sh.host = h
-	sh.netio = netstack.New(h)
+	sh.netio = netstack.New(h.Netstack())
 	switch sh.kind {
 	case kindNode:
 		ports := sh.spec.ServePorts

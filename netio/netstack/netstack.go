@@ -16,6 +16,10 @@
 //
 // When the simulated node is powered off, its Node goes dead with it: ports stop delivering and
 // Send fails, timers never fire, connections break. Powering the node on again yields a new Node.
+//
+// The package sits below the simulator: a Node sees its machine only through the Host and NIC
+// interfaces defined here (a gVisor stack, a virtual clock, interfaces with taps and raw send),
+// which package sim/host implements. netstack itself imports only netio, core/clock and gVisor.
 package netstack
 
 import (
@@ -39,12 +43,11 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/clock"
 	"github.com/switchyard-lb/switchyard/netio"
-	"github.com/switchyard-lb/switchyard/sim/host"
 )
 
 // Node is a simulated node's netio.Node.
 type Node struct {
-	host *host.Host
+	host Host
 
 	mu       sync.Mutex
 	watchers []*watcher
@@ -55,31 +58,31 @@ var _ netio.Node = (*Node)(nil)
 type watcher struct{ f func(netio.Interface) }
 
 // New returns the netio view of a simulated host.
-func New(h *host.Host) *Node {
+func New(h Host) *Node {
 	return &Node{host: h}
 }
 
 // Host returns the simulated host behind the node.
-func (n *Node) Host() *host.Host { return n.host }
+func (n *Node) Host() Host { return n.host }
 
 // Clock returns the host's virtual clock group.
 func (n *Node) Clock() clock.Clock { return n.host.Clock() }
 
-func (n *Node) describe(nic *host.NIC) netio.Interface {
+func (n *Node) describe(nic NIC) netio.Interface {
 	return netio.Interface{
 		Index: int(nic.ID()),
 		Name:  nic.Name(),
 		MAC:   nic.MAC(),
 		Addrs: nic.Addrs(),
-		Up:    nic.Port().Up() && !n.host.Closed(),
+		Up:    nic.LinkUp() && !n.host.PoweredOff(),
 	}
 }
 
 // Interfaces returns the node's interfaces in index order: configured addresses first, then
 // the IPv6 link-local address.
 func (n *Node) Interfaces() ([]netio.Interface, error) {
-	if n.host.Closed() {
-		return nil, host.ErrPoweredOff
+	if n.host.PoweredOff() {
+		return nil, ErrPoweredOff
 	}
 	var out []netio.Interface
 	for _, nic := range n.host.NICs() {
@@ -104,7 +107,7 @@ func (n *Node) WatchLinks(f func(netio.Interface)) (stop func()) {
 // LinkChanged is called by the simulator when the link of interface ifname went up or down.
 // Watchers are called from a zero-delay timer, never inline.
 func (n *Node) LinkChanged(ifname string) {
-	nic := n.host.NIC(ifname)
+	nic := nicNamed(n.host, ifname)
 	if nic == nil {
 		return
 	}
@@ -121,7 +124,7 @@ func (n *Node) LinkChanged(ifname string) {
 
 // OpenPort opens raw frame I/O on interface ifname.
 func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error) {
-	nic := n.host.NIC(ifname)
+	nic := nicNamed(n.host, ifname)
 	switch {
 	case nic == nil:
 		return nil, fmt.Errorf("netstack: node %s has no interface %q", n.host.Name(), ifname)
@@ -129,8 +132,8 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 		return nil, fmt.Errorf("netstack: open port on %s/%s: no EtherTypes", n.host.Name(), ifname)
 	case cfg.Handler == nil:
 		return nil, fmt.Errorf("netstack: open port on %s/%s: no Handler", n.host.Name(), ifname)
-	case n.host.Closed():
-		return nil, host.ErrPoweredOff
+	case n.host.PoweredOff():
+		return nil, ErrPoweredOff
 	}
 	p := &port{
 		nic:     nic,
@@ -152,7 +155,7 @@ func (n *Node) OpenPort(ifname string, cfg netio.PortConfig) (netio.Port, error)
 
 // port is a netio.Port on a simulated NIC.
 type port struct {
-	nic       *host.NIC
+	nic       NIC
 	types     []uint16
 	handler   netio.FrameHandler
 	removeTap func()
@@ -258,8 +261,8 @@ func (n *Node) DialTCP(ctx context.Context, local, remote netip.AddrPort, opts n
 	if err := unsupported(opts, false); err != nil {
 		return nil, err
 	}
-	if n.host.Closed() {
-		return nil, host.ErrPoweredOff
+	if n.host.PoweredOff() {
+		return nil, ErrPoweredOff
 	}
 	proto := protocolOf(remote.Addr())
 	var wq waiter.Queue
@@ -302,8 +305,8 @@ func (n *Node) ListenTCP(local netip.AddrPort, opts netio.TCPOptions) (net.Liste
 	if err := unsupported(opts, true); err != nil {
 		return nil, err
 	}
-	if n.host.Closed() {
-		return nil, host.ErrPoweredOff
+	if n.host.PoweredOff() {
+		return nil, ErrPoweredOff
 	}
 	proto := protocolOf(local.Addr())
 	var wq waiter.Queue

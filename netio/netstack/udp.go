@@ -11,7 +11,6 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/switchyard-lb/switchyard/netio"
-	"github.com/switchyard-lb/switchyard/sim/host"
 )
 
 var _ netio.UDPNode = (*Node)(nil)
@@ -26,8 +25,8 @@ func (n *Node) ListenUDP(local netip.AddrPort, opts netio.UDPOptions) (netio.UDP
 	if !local.Addr().IsValid() {
 		return nil, fmt.Errorf("netstack: listen UDP %s: no local address (0.0.0.0 or :: listen on all)", local)
 	}
-	if n.host.Closed() {
-		return nil, host.ErrPoweredOff
+	if n.host.PoweredOff() {
+		return nil, ErrPoweredOff
 	}
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
 	u := &udpConn{done: make(chan struct{})}

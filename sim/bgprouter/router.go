@@ -47,6 +47,7 @@ import (
 	"github.com/switchyard-lb/switchyard/netio"
 	"github.com/switchyard-lb/switchyard/netio/bfdio"
 	"github.com/switchyard-lb/switchyard/netio/netstack"
+	"github.com/switchyard-lb/switchyard/sim/host"
 	"github.com/switchyard-lb/switchyard/sim/trace"
 )
 
@@ -130,6 +131,10 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 	if cfg.HoldTime < 3*time.Second {
 		return nil, fmt.Errorf("bgprouter: hold time %v is below 3s", cfg.HoldTime)
 	}
+	h, ok := host.FromNode(node)
+	if !ok {
+		return nil, errors.New("bgprouter: the node is not a simulated host's (use sim.Network.NetIO)")
+	}
 	ifaces, err := node.Interfaces()
 	if err != nil {
 		return nil, err
@@ -154,8 +159,8 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 		log = slog.Default()
 	}
 	r := &Router{
-		cfg: cfg, node: node, clock: node.Clock(), log: log.With("router", node.Host().Name()),
-		trace: node.Host().Trace(), component: "router/" + node.Host().Name(),
+		cfg: cfg, node: node, clock: node.Clock(), log: log.With("router", h.Name()),
+		trace: h.Trace(), component: "router/" + h.Name(),
 		rib: newRIB(), peers: make(map[netip.Addr]*peerSession),
 	}
 	if cfg.BFD != nil {
@@ -164,7 +169,7 @@ func Start(node *netstack.Node, cfg Config) (*Router, error) {
 			return nil, err
 		}
 	}
-	r.fwd, err = newForwarder(node.Host(), r)
+	r.fwd, err = newForwarder(h, r)
 	if err != nil {
 		return nil, err
 	}

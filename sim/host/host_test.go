@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 
+	"github.com/switchyard-lb/switchyard/netio/netstack"
 	"github.com/switchyard-lb/switchyard/sim/l2switch"
 	"github.com/switchyard-lb/switchyard/sim/trace"
 	"github.com/switchyard-lb/switchyard/sim/vclock"
@@ -81,5 +82,41 @@ func TestCloseTracesNeighbourFlushInOrder(t *testing.T) {
 		if !h.Closed() || strings.Contains(out.String(), "neigh-add") {
 			t.Fatalf("run %d: host not closed or unexpected events", run)
 		}
+	}
+}
+
+// The netstack view is the same machine: FromNode finds the Host again, and the view follows
+// the host's power state and interfaces.
+func TestNetstackView(t *testing.T) {
+	clk := vclock.New()
+	sw := l2switch.New("sw", clk, 1, nil)
+	p, err := sw.AddPort("h-eth0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Name: "h", Seed: 1, Clock: clk.Group()}, []NICConfig{{Name: "eth0",
+		MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Port: p, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := h.Netstack()
+	if got, ok := FromNode(netstack.New(view)); !ok || got != h {
+		t.Errorf("FromNode = %p, %v; want %p, true", got, ok, h)
+	}
+	if got, ok := FromNode(netstack.New(struct{ netstack.Host }{view})); ok {
+		t.Errorf("FromNode of another netstack.Host = %p, true; want false", got)
+	}
+	if nics := view.NICs(); len(nics) != 1 || nics[0] != netstack.NIC(h.NIC("eth0")) || !nics[0].LinkUp() {
+		t.Errorf("view NICs = %v, want eth0 with its link up", nics)
+	}
+	if view.Name() != "h" || view.Stack() != h.Stack() || view.PoweredOff() {
+		t.Errorf("view: name %q, same stack %v, powered off %v", view.Name(), view.Stack() == h.Stack(), view.PoweredOff())
+	}
+	h.Close()
+	if !view.PoweredOff() {
+		t.Error("view is not powered off after Close")
+	}
+	if err := h.NIC("eth0").SendRaw(make([]byte, 60)); err != netstack.ErrPoweredOff || ErrPoweredOff != netstack.ErrPoweredOff {
+		t.Errorf("SendRaw after Close = %v, want netstack.ErrPoweredOff", err)
 	}
 }

@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/switchyard-lb/switchyard/netio/netstack"
 	"github.com/switchyard-lb/switchyard/sim/l2switch"
 )
 
@@ -24,8 +24,9 @@ import (
 // packet replaces an entry's MAC only if the entry is older than this.
 const LockTime = time.Second
 
-// ErrPoweredOff is returned when sending on a NIC of a host that is off.
-var ErrPoweredOff = errors.New("host is powered off")
+// ErrPoweredOff is returned when sending on a NIC of a host that is off. It is netstack's
+// error, so a Node's callers can test for either.
+var ErrPoweredOff = netstack.ErrPoweredOff
 
 // NIC is one interface of a Host.
 type NIC struct {
@@ -57,6 +58,9 @@ func (n *NIC) MAC() net.HardwareAddr { return slices.Clone(n.mac) }
 func (n *NIC) Addrs() []netip.Prefix {
 	return append(slices.Clone(n.addrs), netip.PrefixFrom(n.linkLocal, 64))
 }
+
+// LinkUp reports whether the link of the NIC's switch port is up.
+func (n *NIC) LinkUp() bool { return n.port.Up() }
 
 // Port returns the switch port the NIC is cabled to.
 func (n *NIC) Port() *l2switch.Port { return n.port }
