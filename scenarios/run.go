@@ -204,13 +204,14 @@ func Run(sc *Scenario, opts Options) (*Result, error) {
 	}
 	n.RunFor(drain)
 	r.finishRouters()
-	// Let the BGP sessions and routers end before the network is dropped.
+	// Let the BGP sessions and routers end before the network is dropped, one node per step
+	// so that the order of their goodbyes does not depend on the Go scheduler.
 	for _, node := range slices.Sorted(maps.Keys(r.bgp)) {
-		r.stopBGP(node)
+		n.After(0, "stop BGP on "+node, func() { r.stopBGP(node) })
 	}
 	for _, host := range slices.Sorted(maps.Keys(r.routers)) {
 		if rr := r.routers[host]; rr.cur != nil {
-			rr.cur.Stop()
+			n.After(0, "stop router "+host, rr.cur.Stop)
 		}
 	}
 	n.RunFor(time.Second)

@@ -48,6 +48,12 @@ type BGPOptions struct {
 // Sessions run on goroutines of their own (Session.Run). Stop ends them: an established
 // session says goodbye with a Cease NOTIFICATION. A node that crashes says nothing; its peers
 // notice by BFD or by the hold timer.
+//
+// Whatever wakes a session goroutine (starting it, handing it routes) is queued and done one
+// thing per callback of the node's clock, in order. On the simulated backend that makes runs
+// reproducible: the driver lets each woken goroutine run until it parks before the next
+// callback, so the order in which sessions of several nodes act never depends on the Go
+// scheduler. On the wall clock it costs one timer goroutine per batch.
 type BGP struct {
 	node netio.Node
 	opts BGPOptions
@@ -63,6 +69,10 @@ type BGP struct {
 	// finished are the done channels of the sessions stopped so far, for Wait.
 	finished []chan struct{}
 	stopped  bool
+	// queue holds the session wake-ups not yet done; queueArmed says a clock callback is
+	// armed to do the first of them.
+	queue      []func()
+	queueArmed bool
 }
 
 // bgpSession is one running peer: the BGP session, its BFD session if any, and how to stop
@@ -154,7 +164,7 @@ func (b *BGP) SetConfig(cfg *config.Config) error {
 	for _, name := range sortedKeys(specs) {
 		if s := b.sessions[name]; s != nil {
 			if d, ok := diffs[name]; ok {
-				s.session.Update(d)
+				b.enqueue(func() { s.session.Update(d) })
 			}
 			continue
 		}
@@ -218,10 +228,12 @@ func (b *BGP) startSession(spec peerSpec) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go func() {
-		defer close(s.done)
-		_ = sess.Run(ctx) // returns nil when ctx ends; failures are retried and logged inside
-	}()
+	b.enqueue(func() {
+		go func() {
+			defer close(s.done)
+			_ = sess.Run(ctx) // returns nil when ctx ends; failures are retried and logged inside
+		}()
+	})
 	b.sessions[peer.Name] = s
 	b.log.Info("BGP session started", slog.String("peer", peer.Name), slog.String("addr", peer.Addr.String()),
 		slog.Bool("bfd", spec.BFD != nil))
@@ -363,11 +375,43 @@ func (b *BGP) convert(svc speaker.Service) corebgp.Service {
 
 // apply hands each session its part of a policy change. Callers hold b.mu.
 func (b *BGP) apply(diffs map[string]corebgp.Diff) {
-	for name, d := range diffs {
+	for _, name := range sortedKeys(diffs) {
 		if s := b.sessions[name]; s != nil {
-			s.session.Update(d)
+			d := diffs[name]
+			b.enqueue(func() { s.session.Update(d) })
 		}
 	}
+}
+
+// enqueue queues a session wake-up. Callers hold b.mu.
+func (b *BGP) enqueue(f func()) {
+	b.queue = append(b.queue, f)
+	if !b.queueArmed {
+		b.queueArmed = true
+		b.node.Clock().AfterFunc(0, b.runQueued)
+	}
+}
+
+// runQueued does the first queued wake-up and arms the next callback if more are queued.
+// A runtime stopped meanwhile starts nothing: Stop has cancelled every session's context, so
+// a session goroutine started now returns at once.
+func (b *BGP) runQueued() {
+	b.mu.Lock()
+	if len(b.queue) == 0 {
+		b.queueArmed = false
+		b.mu.Unlock()
+		return
+	}
+	f := b.queue[0]
+	b.queue[0] = nil
+	b.queue = b.queue[1:]
+	if len(b.queue) > 0 {
+		b.node.Clock().AfterFunc(0, b.runQueued)
+	} else {
+		b.queueArmed = false
+	}
+	b.mu.Unlock()
+	f()
 }
 
 // Peers returns the names of the peers the node has sessions with, sorted.
