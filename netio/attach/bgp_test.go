@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,5 +308,60 @@ func TestBGPBFDDownEndsSession(t *testing.T) {
 	st, _ = l.nodes["node-a"].Stats("tor")
 	if st.Downs != 1 || st.State == corebgp.StateEstablished {
 		t.Errorf("400ms after the router died: %+v, want the session down", st)
+	}
+}
+
+// TestBGPConcurrentUse changes configuration, Services and endpoints from several goroutines
+// on the wall clock while the sessions try to dial (the fake node refuses); run with -race.
+// Stop then ends every session goroutine.
+func TestBGPConcurrentUse(t *testing.T) {
+	peer := &config.Peer{Name: "tor", MyASN: 64500, ASN: 64512, Addr: netip.MustParseAddr("10.0.0.1"),
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 10 * time.Second}
+	slow := *peer
+	slow.HoldTime = 30 * time.Second
+	cfgs := []*config.Config{
+		{BGPAdvertisements: []*config.BGPAdvertisement{publicAdvert()}, Peers: []*config.Peer{peer}},
+		{BGPAdvertisements: []*config.BGPAdvertisement{publicAdvert()}, Peers: []*config.Peer{&slow}},
+	}
+	b, err := attach.StartBGP(&fakeNode{}, cfgs[0], attach.BGPOptions{NodeName: "node-a", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				switch w {
+				case 0:
+					if err := b.SetConfig(cfgs[i%2]); err != nil {
+						t.Error(err)
+						return
+					}
+				case 1:
+					b.SetServices(webService(speaker.TrafficCluster, fmt.Sprintf("203.0.113.%d", i%5+1)))
+				case 2:
+					b.SetEndpoints(web, []speaker.Endpoint{{Node: "node-a", Ready: i%2 == 0}})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.SetServices(webService(speaker.TrafficCluster, "203.0.113.7"))
+	b.SetEndpoints(web, []speaker.Endpoint{{Node: "node-b", Ready: true}})
+	if got := fmt.Sprint(b.Table("tor")); !strings.Contains(got, "203.0.113.7/32") || len(b.Table("tor")) != 1 {
+		t.Errorf("table %s, want the one route 203.0.113.7/32", got)
+	}
+	b.Stop()
+	done := make(chan struct{})
+	go func() { b.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("session goroutines still running 10s after Stop")
+	}
+	if err := b.SetConfig(cfgs[0]); err == nil {
+		t.Error("SetConfig after Stop: no error")
 	}
 }
