@@ -104,3 +104,15 @@ func TestParseBGPDefaults(t *testing.T) {
 		t.Errorf("restartRouter is measured by default, want not")
 	}
 }
+
+// A router's BFD profile is looked up in the loaded configuration when the run starts.
+func TestRunRejectsUnknownRouterBFDProfile(t *testing.T) {
+	sc, err := Parse([]byte(strings.Replace(bgpBase, "neighbors: [10.10.0.0/24]}", "neighbors: [10.10.0.0/24], bfdProfile: slow}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(sc, Options{})
+	if want := `bgpRouters[0].bfdProfile: the configuration has no BFDProfile "slow"`; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+}

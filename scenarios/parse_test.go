@@ -92,7 +92,8 @@ func TestParseFileNamesTheFile(t *testing.T) {
 // FuzzParse: any input is either a scenario or an error, never a panic.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(base))
-	for _, name := range []string{"failover.yaml", "split-subnet.yaml"} {
+	f.Add([]byte(bgpBase))
+	for _, name := range []string{"failover.yaml", "split-subnet.yaml", "bgp-node-failure.yaml", "bgp-peer-restart.yaml"} {
 		if data, err := os.ReadFile(name); err == nil {
 			f.Add(data)
 		}
