@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/api/v1beta1"
 	"github.com/switchyard-lb/switchyard/core/ipam"
+	"github.com/switchyard-lb/switchyard/kube/envtestutil"
 	"github.com/switchyard-lb/switchyard/kube/metrics"
 )
 
@@ -41,7 +42,7 @@ func events(ctx context.Context, c client.Client, namespace, name string) ([]str
 func waitEvent(t *testing.T, c client.Client, namespace, name, want string) {
 	t.Helper()
 	var got []string
-	waitFor(t, 10*time.Second, fmt.Sprintf("event %q on %s/%s", want, namespace, name), func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, fmt.Sprintf("event %q on %s/%s", want, namespace, name), func() (bool, error) {
 		var err error
 		got, err = events(context.Background(), c, namespace, name)
 		return slices.Contains(got, want), fmt.Errorf("events so far: %q (%v)", got, err)
@@ -87,8 +88,8 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := c.Create(ctx, lbService(ns, "web", nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "web to get 192.0.2.0", hasIPs("web", "192.0.2.0"))
-	waitFor(t, 10*time.Second, "web's pool annotation", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "web to get 192.0.2.0", hasIPs("web", "192.0.2.0"))
+	envtestutil.WaitFor(t, 10*time.Second, "web's pool annotation", func() (bool, error) {
 		_, p := serviceIPs(t, c, ns, "web")
 		return p == "small", fmt.Errorf("annotation %q", p)
 	})
@@ -104,7 +105,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := c.Create(ctx, lbService(ns, "old", map[string]string{ipam.DeprecatedAnnotationLoadBalancerIPs: "192.0.2.3"})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "old to get 192.0.2.3", hasIPs("old", "192.0.2.3"))
+	envtestutil.WaitFor(t, 10*time.Second, "old to get 192.0.2.3", hasIPs("old", "192.0.2.3"))
 	waitEvent(t, c, ns, "old", "Warning deprecatedAnnotation: annotation metallb.universe.tf/loadBalancerIPs is deprecated: use metallb.io/loadBalancerIPs")
 
 	// Another class is left alone.
@@ -123,7 +124,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := c.Update(ctx, &web); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "web to lose its address and annotation", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "web to lose its address and annotation", func() (bool, error) {
 		ips, p := serviceIPs(t, c, ns, "web")
 		return len(ips) == 0 && p == "", fmt.Errorf("status %q annotation %q", ips, p)
 	})
@@ -131,7 +132,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := c.Create(ctx, lbService(ns, "next", nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "next to get the freed 192.0.2.0", hasIPs("next", "192.0.2.0"))
+	envtestutil.WaitFor(t, 10*time.Second, "next to get the freed 192.0.2.0", hasIPs("next", "192.0.2.0"))
 	if ips, p := serviceIPs(t, c, ns, "other-class"); len(ips) != 0 || p != "" {
 		t.Errorf("Service of another class got status %q annotation %q", ips, p)
 	}
@@ -175,11 +176,11 @@ func TestServiceLifecycle(t *testing.T) {
 	// Growing the pool is valid: the waiting Service gets an address, the stale flag clears.
 	setAddresses("192.0.2.0/29")
 	waitConfigState(t, c, system, v1beta1.ConfigurationStateResultValid, "")
-	waitFor(t, 10*time.Second, "full to get 192.0.2.4", hasIPs("full", "192.0.2.4"))
+	envtestutil.WaitFor(t, 10*time.Second, "full to get 192.0.2.4", hasIPs("full", "192.0.2.4"))
 	if got := gaugeValue(t, metrics.ConfigStale); got != 0 {
 		t.Errorf("metallb_k8s_client_config_stale_bool = %v, want 0", got)
 	}
-	waitFor(t, 10*time.Second, "the allocator metrics", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "the allocator metrics", func() (bool, error) {
 		inUse := gaugeValue(t, metrics.AddressesInUse.WithLabelValues("small"))
 		total := gaugeValue(t, metrics.AddressesTotal.WithLabelValues("small"))
 		return inUse == 5 && total == 8, fmt.Errorf("in use %v of %v", inUse, total)
@@ -188,7 +189,7 @@ func TestServiceLifecycle(t *testing.T) {
 
 func waitConfigState(t *testing.T, c client.Client, namespace string, result v1beta1.ConfigurationStateResult, errPrefix string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("ConfigurationState %s %q", result, errPrefix), func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, fmt.Sprintf("ConfigurationState %s %q", result, errPrefix), func() (bool, error) {
 		var cs v1beta1.ConfigurationState
 		if err := c.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: "controller"}, &cs); err != nil {
 			return false, err

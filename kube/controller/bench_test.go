@@ -85,7 +85,7 @@ func BenchmarkServicesEndToEnd(b *testing.B) {
 	ctrl := startController(b, system)
 	defer ctrl.stop()
 	defer func() { _ = c.DeleteAllOf(context.Background(), &corev1.Service{}, client.InNamespace(ns)) }()
-	waitFor(b, 30*time.Second, "the controller to load its configuration", func() (bool, error) { return ctrl.ctrl.Ready(), nil })
+	envtestutil.WaitFor(b, 30*time.Second, "the controller to load its configuration", func() (bool, error) { return ctrl.ctrl.Ready(), nil })
 
 	sw := watchStatus(b, ctx, ns, b.N)
 	names := make([]string, b.N)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/api/v1beta1"
 	"github.com/switchyard-lb/switchyard/core/ipam"
+	"github.com/switchyard-lb/switchyard/kube/envtestutil"
 )
 
 // createServices creates n LoadBalancer Services named prefix-0 … in namespace, from 8
@@ -112,7 +113,7 @@ func TestThousandServicesTwoPools(t *testing.T) {
 	createServices(t, c, nsB, "svc", 0, 250, wantB)
 	waitAll := func(what string, perNamespace int) (map[string]netip.Addr, map[string]netip.Addr) {
 		var a, b map[string]netip.Addr
-		waitFor(t, 60*time.Second, what, func() (bool, error) {
+		envtestutil.WaitFor(t, 60*time.Second, what, func() (bool, error) {
 			var err error
 			a, _, err = assigned(ctx, c, nsA)
 			if err != nil {
@@ -159,7 +160,7 @@ func TestThousandServicesTwoPools(t *testing.T) {
 	check(nsB, afterB, poolB, "b", beforeB)
 
 	// The pool status counts what is assigned (pool a's /22 has 1024 addresses).
-	waitFor(t, 10*time.Second, "pool status to count 500 assigned addresses", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "pool status to count 500 assigned addresses", func() (bool, error) {
 		var p v1beta1.IPAddressPool
 		err := c.Get(ctx, types.NamespacedName{Namespace: system, Name: "a"}, &p)
 		return err == nil && p.Status.AssignedIPv4 == 500 && p.Status.AvailableIPv4 == 524, err
@@ -171,7 +172,7 @@ func TestThousandServicesTwoPools(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "every address to be freed", func() (bool, error) {
+	envtestutil.WaitFor(t, 30*time.Second, "every address to be freed", func() (bool, error) {
 		for _, name := range []string{"a", "b"} {
 			var p v1beta1.IPAddressPool
 			if err := c.Get(ctx, types.NamespacedName{Namespace: system, Name: name}, &p); err != nil {
@@ -185,7 +186,7 @@ func TestThousandServicesTwoPools(t *testing.T) {
 	})
 	// And the lowest address is handed out again.
 	createServices(t, c, nsA, "again", 0, 1, nil)
-	waitFor(t, 10*time.Second, "a new Service to get the pool's first address", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "a new Service to get the pool's first address", func() (bool, error) {
 		got, _, err := assigned(ctx, c, nsA)
 		return err == nil && got["again-0"] == poolA.Addr(), err
 	})

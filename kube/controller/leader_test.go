@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"github.com/switchyard-lb/switchyard/kube/envtestutil"
 	"net/netip"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestTwoReplicas(t *testing.T) {
 	}
 	replicas := []*running{startController(t, system), startController(t, system)}
 	var leader, follower *running
-	waitFor(t, 30*time.Second, "one replica to lead", func() (bool, error) {
+	envtestutil.WaitFor(t, 30*time.Second, "one replica to lead", func() (bool, error) {
 		switch r0, r1 := replicas[0].ctrl.Ready(), replicas[1].ctrl.Ready(); {
 		case r0 && r1:
 			return false, fmt.Errorf("both replicas lead")
@@ -39,7 +40,7 @@ func TestTwoReplicas(t *testing.T) {
 
 	createServices(t, c, ns, "first", 0, 50, nil)
 	var before map[string]netip.Addr
-	waitFor(t, 30*time.Second, "50 Services to get addresses", func() (bool, error) {
+	envtestutil.WaitFor(t, 30*time.Second, "50 Services to get addresses", func() (bool, error) {
 		var err error
 		before, _, err = assigned(ctx, c, ns)
 		return len(before) == 50, err
@@ -49,10 +50,10 @@ func TestTwoReplicas(t *testing.T) {
 	}
 
 	leader.stop()
-	waitFor(t, 30*time.Second, "the follower to take over", func() (bool, error) { return follower.ctrl.Ready(), nil })
+	envtestutil.WaitFor(t, 30*time.Second, "the follower to take over", func() (bool, error) { return follower.ctrl.Ready(), nil })
 	createServices(t, c, ns, "second", 0, 50, nil)
 	var after map[string]netip.Addr
-	waitFor(t, 30*time.Second, "100 Services to get addresses", func() (bool, error) {
+	envtestutil.WaitFor(t, 30*time.Second, "100 Services to get addresses", func() (bool, error) {
 		var err error
 		after, _, err = assigned(ctx, c, ns)
 		return len(after) == 100, err

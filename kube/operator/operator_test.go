@@ -9,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,18 +28,7 @@ var (
 	envErr error
 )
 
-func TestMain(m *testing.M) {
-	ctrl.SetLogger(logr.Discard())
-	klog.SetLogger(logr.Discard())
-	env, envErr = envtestutil.Start()
-	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(envtestutil.Main(m, true, &env, &envErr)) }
 
 // startOperator runs the operator for namespace on a manager of its own until the test ends.
 func startOperator(t *testing.T, namespace string) client.Client {
@@ -85,21 +71,6 @@ func startOperator(t *testing.T, namespace string) client.Client {
 	return c
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last: %v)", what, lastErr)
-}
-
 func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 	const ns = "operator-deploy"
 	c := startOperator(t, ns)
@@ -119,7 +90,7 @@ func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 
 	var ds appsv1.DaemonSet
 	var dep appsv1.Deployment
-	waitFor(t, "the speaker DaemonSet and controller Deployment", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the speaker DaemonSet and controller Deployment", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "switchyard-speaker"}, &ds); err != nil {
 			return false, err
 		}
@@ -144,7 +115,7 @@ func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 		t.Errorf("controller args %q lack --lb-class", dep.Spec.Template.Spec.Containers[0].Args)
 	}
 	// No workload controllers run on envtest: the rollout never completes.
-	waitFor(t, "Progressing in the status", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "Progressing in the status", func() (bool, error) {
 		var got v1beta1.MetalLB
 		if err := c.Get(ctx, client.ObjectKeyFromObject(mlb), &got); err != nil {
 			return false, err
@@ -160,7 +131,7 @@ func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 	if err := c.Patch(ctx, mlb, patch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new log level", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the new log level", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(&ds), &ds); err != nil {
 			return false, err
 		}
@@ -174,7 +145,7 @@ func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 	if err := c.Patch(ctx, &ds, patch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the node selector to be restored", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the node selector to be restored", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(&ds), &ds); err != nil {
 			return false, err
 		}
@@ -186,7 +157,7 @@ func TestOperatorDeploysFromTheMetalLBResource(t *testing.T) {
 	if err := c.Create(ctx, second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second resource to be Degraded", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the second resource to be Degraded", func() (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(second), second); err != nil {
 			return false, err
 		}

@@ -116,7 +116,7 @@ func TestSpeakerAnswersArpingForNewService(t *testing.T) {
 	}
 
 	// And the speaker reports what it announces.
-	waitFor(t, 10*time.Second, "a ServiceL2Status for web from node-a", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "a ServiceL2Status for web from node-a", func() (bool, error) {
 		var list v1beta1.ServiceL2StatusList
 		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return false, err

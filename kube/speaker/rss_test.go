@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/api/v1beta1"
 	"github.com/switchyard-lb/switchyard/internal/netnslab"
+	"github.com/switchyard-lb/switchyard/kube/envtestutil"
 )
 
 // rssServices is the Service count of the memory target: a speaker with 10,000
@@ -77,7 +78,7 @@ func BenchmarkSpeakerRSS10kServices(b *testing.B) {
 		"--pprof-bind-address="+pprofAddr, "--log-level=warn")
 	pid := sp.cmd.Process.Pid
 	var peak float64
-	waitForB(b, 10*time.Minute, "a ServiceL2Status for every Service", func() (bool, error) {
+	envtestutil.WaitFor(b, 10*time.Minute, "a ServiceL2Status for every Service", func() (bool, error) {
 		peak = max(peak, rssMiB(b, pid, "VmRSS"))
 		var list v1beta1.ServiceL2StatusList
 		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
@@ -184,22 +185,6 @@ func rssMiB(b testing.TB, pid int, field string) float64 {
 	}
 	b.Fatalf("/proc/%d/status has no %s", pid, field)
 	return 0
-}
-
-// waitForB is waitFor polling once a second, for long waits.
-func waitForB(b testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(time.Second)
-	}
-	b.Fatalf("timed out after %s waiting for %s (last: %v)", timeout, what, lastErr)
 }
 
 // freeLocalAddr returns a loopback address with a port that was free a moment ago.

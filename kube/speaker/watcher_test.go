@@ -184,13 +184,13 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 	)
 	_, rec := startWatcher(t, ns, "feed-a")
 
-	waitFor(t, 20*time.Second, "the configuration", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the configuration", func() (bool, error) {
 		return rec.read(func(r *recorder) bool {
 			return r.cfg != nil && len(r.cfg.Pools) == 1 && r.cfg.Pools[0].Name == "lan" &&
 				len(r.cfg.L2Advertisements) == 1 && slices.Equal(r.cfg.L2Advertisements[0].Interfaces, []string{"eth0"})
 		}), nil
 	})
-	waitFor(t, 10*time.Second, "feed-a in the node list, feed-b excluded", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "feed-a in the node list, feed-b excluded", func() (bool, error) {
 		return rec.read(func(r *recorder) bool {
 			var mine []speaker.Node
 			for _, n := range r.nodes {
@@ -209,7 +209,7 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 	setIngress(t, c, web, "lan", corev1.LoadBalancerIngress{IP: "10.78.0.5"})
 	want := []speaker.Service{{Namespace: ns, Name: "web", VIPs: []netip.Addr{netip.MustParseAddr("10.78.0.5")},
 		Pool: "lan", ExternalTrafficPolicy: speaker.TrafficLocal}}
-	waitFor(t, 10*time.Second, "the Service", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "the Service", func() (bool, error) {
 		return rec.read(func(r *recorder) bool {
 			return cmp.Equal(servicesIn(r.services, ns), want, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }))
 		}), nil
@@ -225,7 +225,7 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 		},
 	})
 	key := speaker.ServiceKey{Namespace: ns, Name: "web"}
-	waitFor(t, 10*time.Second, "the endpoints of web", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "the endpoints of web", func() (bool, error) {
 		return rec.read(func(r *recorder) bool {
 			return cmp.Equal(r.endpoints[key], []speaker.Endpoint{{Node: "feed-a", Ready: true}, {Node: "feed-b", Ready: false}})
 		}), nil
@@ -233,7 +233,7 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 	if err := c.Delete(ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "web to have no endpoints", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "web to have no endpoints", func() (bool, error) {
 		return rec.read(func(r *recorder) bool { eps, ok := r.endpoints[key]; return ok && len(eps) == 0 }), nil
 	})
 
@@ -246,14 +246,14 @@ func TestWatcherFeedsTheSpeaker(t *testing.T) {
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.3"}, NodeName: ptr("feed-a")}},
 	})
-	waitFor(t, 10*time.Second, "both Services", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "both Services", func() (bool, error) {
 		return rec.read(func(r *recorder) bool { return len(servicesIn(r.services, ns)) == 2 }), nil
 	})
 
 	if err := c.Delete(ctx, web); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "web and its endpoints to be gone", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "web and its endpoints to be gone", func() (bool, error) {
 		return rec.read(func(r *recorder) bool {
 			_, ok := r.endpoints[key]
 			return !ok && len(servicesIn(r.services, ns)) == 1
@@ -286,7 +286,7 @@ func TestWatcherReportsUnannounceableService(t *testing.T) {
 	mustCreate(t, c, svc)
 	setIngress(t, c, svc, "lan", corev1.LoadBalancerIngress{Hostname: "lb.example.com"})
 	want := []string{`announceFailed: Node "failed-a" cannot announce the Service: status.loadBalancer.ingress[0]: has no ip (hostname "lb.example.com" cannot be announced)`}
-	waitFor(t, 10*time.Second, "an announceFailed event", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "an announceFailed event", func() (bool, error) {
 		return cmp.Equal(eventsFor(t, c, ns, "Service", "named"), want), nil
 	})
 	if rec.read(func(r *recorder) bool { return len(servicesIn(r.services, ns)) != 0 }) {
@@ -306,7 +306,7 @@ func TestWatcherKeepsLastValidConfiguration(t *testing.T) {
 	)
 	_, rec := startWatcher(t, ns, node)
 	var valid *config.Config
-	waitFor(t, 20*time.Second, "the valid configuration", func() (bool, error) {
+	envtestutil.WaitFor(t, 20*time.Second, "the valid configuration", func() (bool, error) {
 		return rec.read(func(r *recorder) bool { valid = r.cfg; return r.cfg != nil && len(r.cfg.Pools) == 1 }), nil
 	})
 	if got := gaugeValue(t, metrics.ConfigStale); got != 0 {
@@ -316,7 +316,7 @@ func TestWatcherKeepsLastValidConfiguration(t *testing.T) {
 	// A second pool overlapping the first makes the configuration invalid.
 	mustCreate(t, c, &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"},
 		Spec: v1beta1.IPAddressPoolSpec{Addresses: []string{"10.79.0.128/25"}}})
-	waitFor(t, 10*time.Second, "a ConfigStale event on the Node", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "a ConfigStale event on the Node", func() (bool, error) {
 		evs := eventsFor(t, c, "default", "Node", node)
 		return len(evs) == 1, fmt.Errorf("events %q", evs)
 	})
@@ -330,7 +330,7 @@ func TestWatcherKeepsLastValidConfiguration(t *testing.T) {
 	if err := c.Delete(ctx, &v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the configuration to be valid again", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "the configuration to be valid again", func() (bool, error) {
 		return gaugeValue(t, metrics.ConfigStale) == 0, nil
 	})
 }
@@ -353,7 +353,7 @@ func TestWatcherWritesServiceL2Status(t *testing.T) {
 	}
 	waitForStatus := func(what string, want *v1beta1.MetalLBServiceL2Status) {
 		t.Helper()
-		waitFor(t, 10*time.Second, what, func() (bool, error) {
+		envtestutil.WaitFor(t, 10*time.Second, what, func() (bool, error) {
 			items, err := statuses()
 			if err != nil {
 				return false, err
@@ -374,7 +374,7 @@ func TestWatcherWritesServiceL2Status(t *testing.T) {
 	waitForStatus("the status of an owned Service", &v1beta1.MetalLBServiceL2Status{Node: node, ServiceName: "web", ServiceNamespace: ns,
 		Interfaces: []v1beta1.InterfaceInfo{{Name: "eth1"}}})
 	wantEvents := []string{`nodeAssigned: announcing from node "status-a" with protocol "layer2"`}
-	waitFor(t, 10*time.Second, "a nodeAssigned event", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "a nodeAssigned event", func() (bool, error) {
 		return cmp.Equal(eventsFor(t, c, ns, "Service", "web"), wantEvents), nil
 	})
 
@@ -388,7 +388,7 @@ func TestWatcherWritesServiceL2Status(t *testing.T) {
 	if err := c.Delete(ctx, &items[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the status to be recreated", func() (bool, error) {
+	envtestutil.WaitFor(t, 10*time.Second, "the status to be recreated", func() (bool, error) {
 		now, err := statuses()
 		return len(now) == 1 && now[0].Name != items[0].Name && len(now[0].Status.Interfaces) == 2, err
 	})
@@ -440,7 +440,7 @@ func TestWatcherReportsHeartbeatKeyChange(t *testing.T) {
 		t.Fatalf("OnHeartbeatKeyChange called %d times for an unusable or unchanged key", n)
 	}
 	update("a-new-key-of-thirty-two-bytes!!!")
-	waitFor(t, 10*time.Second, "the key change to be reported", func() (bool, error) { return count() == 1, nil })
+	envtestutil.WaitFor(t, 10*time.Second, "the key change to be reported", func() (bool, error) { return count() == 1, nil })
 	update("and-another-one-thirty-two-bytes")
 	time.Sleep(time.Second)
 	if n := count(); n != 1 {
