@@ -1,9 +1,11 @@
 package ipam
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -170,5 +172,46 @@ func TestAddrRangeCompaction(t *testing.T) {
 	}
 	if x, _ := r.lowestFree(inUse); x != at(200) {
 		t.Fatalf("then the cursor: %v", x.addr(IPv4))
+	}
+}
+
+// TestBatchSortAgainstModel checks the batch's radix sort against a comparison sort by
+// namespace/name, then input position. The names are built to exercise every branch: long
+// shared prefixes, names longer than the 16-byte prefix that differ only after it, names
+// that differ only by trailing NUL bytes (equal zero-padded prefixes), duplicates, and
+// buckets both above and below the radix sort's cutoff.
+func TestBatchSortAgainstModel(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 9))
+	stems := []string{"svc-", "a-very-long-common-stem-", "", "x", "x\x00", "zzzzzzzzzzzzzzzz", "zzzzzzzzzzzzzzzz\x00"}
+	for _, n := range []int{0, 1, 2, smallSort, smallSort + 1, 5000} {
+		svcs := make([]Service, n)
+		for i := range svcs {
+			name := stems[rnd.IntN(len(stems))]
+			for range rnd.IntN(4) {
+				name += string(rune('0' + rnd.IntN(10)))
+			}
+			if name == "" {
+				name = "s"
+			}
+			svcs[i] = Service{Namespace: fmt.Sprintf("ns%d", rnd.IntN(3)), Name: name}
+		}
+		want := make([]int32, n)
+		for i := range want {
+			want[i] = int32(i)
+		}
+		slices.SortFunc(want, func(x, y int32) int {
+			if c := svcs[x].Key().compare(svcs[y].Key()); c != 0 {
+				return c
+			}
+			return cmp.Compare(x, y)
+		})
+		b := newBatch(svcs, func(*Service) bool { return true }, true)
+		got := make([]int32, len(b.keys))
+		for pos, k := range b.keys {
+			got[pos] = k.idx
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d Services: batch order %v, want %v", n, got, want)
+		}
 	}
 }

@@ -267,11 +267,57 @@ func (b *batch) sortByKey(namespaces int) {
 		grouped[next[k.ns]] = k
 		next[k.ns]++
 	}
+	scratch := make([]batchKey, len(b.keys))
 	for ns := range namespaces {
-		slices.SortFunc(grouped[start[ns]:start[ns+1]], b.compareNames)
+		b.sortNames(grouped[start[ns]:start[ns+1]], scratch[start[ns]:start[ns+1]], 0)
 	}
 	b.keys = grouped
 }
+
+// smallSort is the size below which sortNames leaves a bucket to a comparison sort.
+const smallSort = 32
+
+// sortNames sorts keys like compareNames, knowing that they agree on the first depth bytes
+// of their name prefix. It is a most-significant-byte-first radix sort on the prefix: names
+// of one namespace often share a long prefix ("svc-"), where a comparison sort would compare
+// the same bytes again at every step, while a byte that all keys share costs one counting
+// pass here. Small buckets, and keys whose whole prefix is equal, go to compareNames.
+// scratch is as long as keys.
+func (b *batch) sortNames(keys, scratch []batchKey, depth int) {
+	for len(keys) > smallSort && depth < len(batchKey{}.prefix)*8 {
+		var count [256]int
+		for i := range keys {
+			count[keys[i].prefixByte(depth)]++
+		}
+		depth++
+		if count[keys[0].prefixByte(depth-1)] == len(keys) {
+			continue // every key has this byte: look at the next one
+		}
+		var next [256]int
+		for c, pos := 1, 0; c < 256; c++ {
+			pos += count[c-1]
+			next[c] = pos
+		}
+		for _, k := range keys {
+			c := k.prefixByte(depth - 1)
+			scratch[next[c]] = k
+			next[c]++
+		}
+		copy(keys, scratch)
+		for lo, c := 0, 0; c < 256; c++ {
+			hi := lo + count[c]
+			if count[c] > 1 {
+				b.sortNames(keys[lo:hi], scratch[lo:hi], depth)
+			}
+			lo = hi
+		}
+		return
+	}
+	slices.SortFunc(keys, b.compareNames)
+}
+
+// prefixByte returns byte i (0 to 15) of the key's name prefix.
+func (k *batchKey) prefixByte(i int) byte { return byte(k.prefix[i/8] >> (56 - 8*(i%8))) }
 
 // compareNames orders keys of one namespace by name, then by position in the input.
 func (b *batch) compareNames(x, y batchKey) int {
