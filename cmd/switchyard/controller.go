@@ -155,7 +155,7 @@ func startController(ctx context.Context, f controllerFlags, log logr.Logger) er
 		if err := mgr.Add(rotator); err != nil {
 			return err
 		}
-		(&webhook.Validator{Reader: mgr.GetClient(), Namespace: f.namespace, Log: log.WithName("webhook")}).Register(mgr.GetWebhookServer(), scheme)
+		(&webhook.Validator{Reader: mgr.GetAPIReader(), Namespace: f.namespace, Log: log.WithName("webhook")}).Register(mgr.GetWebhookServer(), scheme)
 		if err := mgr.AddReadyzCheck("webhook-certificate", rotator.ReadyCheck); err != nil {
 			return err
 		}

@@ -29,8 +29,10 @@ import (
 
 // Validator checks changes to metallb.io objects against the rest of the configuration.
 type Validator struct {
-	// Reader lists the configuration objects (the manager's cached client is fine: the
-	// API server serialises nothing for us either way).
+	// Reader lists the configuration objects. Use a live reader (the manager's APIReader), not
+	// the cache: `kubectl apply` of a pool and an advertisement in one file sends the second
+	// request before a cache may have seen the first object, and the verdict would depend on
+	// that race. Configuration objects are few and admissions rare, so live lists are cheap.
 	Reader client.Reader
 	// Namespace is the namespace the configuration is read from; objects elsewhere are
 	// accepted with a warning that Switchyard ignores them.

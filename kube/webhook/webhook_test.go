@@ -114,7 +114,7 @@ func serveWebhooks(t *testing.T) *served {
 		CheckInterval: 200 * time.Millisecond,
 	})
 	srv := crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, TLSOpts: []func(*tls.Config){rotator.TLSOpt}})
-	(&webhook.Validator{Reader: mgr.GetClient(), Namespace: namespace, Log: logr.Discard()}).Register(srv, mgr.GetScheme())
+	(&webhook.Validator{Reader: mgr.GetAPIReader(), Namespace: namespace, Log: logr.Discard()}).Register(srv, mgr.GetScheme())
 	for _, r := range []manager.Runnable{rotator, srv} {
 		if err := mgr.Add(r); err != nil {
 			t.Fatal(err)
