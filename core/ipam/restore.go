@@ -44,6 +44,8 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 // Only Services competing for an address they may not share (or one Service listed twice)
 // make the order matter. So restore first takes the batch as it comes, and only when it meets
 // such a case undoes that pass and restores oldest first: the common case costs no sort.
+// The first pass walks the Services in input order, whatever the batch's order, because
+// reading them in the order they lie in memory is markedly faster for large batches.
 func (a *Allocator) restore(b *batch) []*AllocationError {
 	// Size the indexes for the batch up front instead of growing them step by step.
 	a.st.reserve(len(b.keys))
@@ -53,8 +55,8 @@ func (a *Allocator) restore(b *batch) []*AllocationError {
 	refused := make([]*AllocationError, len(b.keys))
 	claimed := make([]uint32, 0, len(b.keys))
 	orderFree := true
-	for pos := range b.keys {
-		if !a.restoreOne(b.service(int32(pos)), &refused[pos], &claimed) {
+	for pos := range b.inInputOrder() {
+		if !a.restoreOne(b.service(pos), &refused[pos], &claimed) {
 			orderFree = false
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -267,7 +268,7 @@ func (b *batch) sortByKey(namespaces int) {
 		grouped[next[k.ns]] = k
 		next[k.ns]++
 	}
-	scratch := make([]batchKey, len(b.keys))
+	scratch := b.keys // no longer needed: every key is in grouped
 	for ns := range namespaces {
 		b.sortNames(grouped[start[ns]:start[ns+1]], scratch[start[ns]:start[ns+1]], 0)
 	}
@@ -331,6 +332,30 @@ func (b *batch) compareNames(x, y batchKey) int {
 		return c
 	}
 	return cmp.Compare(x.idx, y.idx)
+}
+
+// inInputOrder yields every position of the batch, in the order of the Services in svcs.
+func (b *batch) inInputOrder() iter.Seq[int32] {
+	return func(yield func(int32) bool) {
+		if !b.sorted {
+			for pos := range b.keys {
+				if !yield(int32(pos)) {
+					return
+				}
+			}
+			return
+		}
+		// posOf[i] is 1 + the position of svcs[i], or 0 when the batch left it out.
+		posOf := make([]int32, len(b.svcs))
+		for pos, k := range b.keys {
+			posOf[k.idx] = int32(pos) + 1
+		}
+		for _, p := range posOf {
+			if p != 0 && !yield(p-1) {
+				return
+			}
+		}
+	}
 }
 
 // service returns the Service at position pos.
