@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,7 +11,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	runtime.GOMAXPROCS(1) // package sim's determinism needs one P
+	flag.Parse()
+	// Package sim's determinism needs one P. Fuzz workers only parse, and with one P they
+	// starve their coordinator and stall.
+	if f := flag.Lookup("test.fuzzworker"); f == nil || f.Value.String() != "true" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(m.Run())
 }
 
