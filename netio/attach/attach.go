@@ -1,5 +1,7 @@
-// Package attach runs a core/speaker.Speaker on a netio.Node: it is the only place where the
-// speaker's pure state machine meets packets, links and time.
+// Package attach runs a node's speaker logic on a netio.Node: it is the only place where the
+// pure state machines of core/ meet packets, links, sockets and time. Binding runs the
+// layer-2 speaker (core/speaker); BGP runs the BGP side (core/bgp's Policy, one Session per
+// BGPPeer dialled through netio, BFD through netio/bfdio).
 //
 // A Binding opens one netio.Port per interface for ARP, IPv6 and heartbeat frames and feeds
 // every received frame to the speaker; it executes what the speaker returns (sends frames,
