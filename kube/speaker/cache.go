@@ -28,8 +28,8 @@ import (
 //   - Nodes, cut down to their labels and the NetworkUnavailable condition.
 //   - The metallb.io configuration objects of namespace.
 //   - In namespace, the heartbeat Secret only (a field selector on its name) and the
-//     ServiceL2Status objects of this node only (a label selector), cut down to their name,
-//     labels and status.
+//     ServiceL2Status and ServiceBGPStatus objects of this node only (a label selector), cut
+//     down to their name, labels and status.
 //
 // Nothing in the cache keeps managedFields. Objects read from it are shared, not copied:
 // the speaker never modifies what it reads.
@@ -46,7 +46,12 @@ func CacheOptions(namespace, nodeName, heartbeatSecret string) cache.Options {
 		&v1beta1.ServiceL2Status{}: {
 			Namespaces: inNamespace,
 			Label:      labels.SelectorFromSet(labels.Set{LabelAnnounceNode: nodeName}),
-			Transform:  transformL2Status,
+			Transform:  transformStatus,
+		},
+		&v1beta1.ServiceBGPStatus{}: {
+			Namespaces: inNamespace,
+			Label:      labels.SelectorFromSet(labels.Set{LabelAnnounceNode: nodeName}),
+			Transform:  transformStatus,
 		},
 	}
 	for _, obj := range kubeconv.ConfigObjects() {
@@ -93,22 +98,20 @@ func transformService(in any) (any, error) {
 	return out, nil
 }
 
-// transformL2Status keeps what the status loop reads and needs to write the status
-// subresource back (which takes nothing but the status and the resource version from it).
-func transformL2Status(in any) (any, error) {
-	st, ok := in.(*v1beta1.ServiceL2Status)
-	if !ok {
-		return in, nil
+// transformStatus keeps what the status loops read of ServiceL2Status and ServiceBGPStatus
+// objects and need to write the status subresource back (which takes nothing but the status
+// and the resource version from it).
+func transformStatus(in any) (any, error) {
+	meta := func(m metav1.ObjectMeta) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion, Labels: m.Labels}
 	}
-	return &v1beta1.ServiceL2Status{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            st.Name,
-			Namespace:       st.Namespace,
-			ResourceVersion: st.ResourceVersion,
-			Labels:          st.Labels,
-		},
-		Status: st.Status,
-	}, nil
+	switch st := in.(type) {
+	case *v1beta1.ServiceL2Status:
+		return &v1beta1.ServiceL2Status{ObjectMeta: meta(st.ObjectMeta), Status: st.Status}, nil
+	case *v1beta1.ServiceBGPStatus:
+		return &v1beta1.ServiceBGPStatus{ObjectMeta: meta(st.ObjectMeta), Status: st.Status}, nil
+	}
+	return in, nil
 }
 
 // transformEndpointSlice keeps the Service label and each endpoint's node and readiness.

@@ -261,7 +261,7 @@ func TestTransformL2StatusKeepsNameLabelsAndStatus(t *testing.T) {
 			OwnerReferences: []metav1.OwnerReference{{Kind: "Pod", Name: "speaker-x"}}},
 		Status: v1beta1.MetalLBServiceL2Status{Node: "n", ServiceName: "web", ServiceNamespace: "ns", Interfaces: []v1beta1.InterfaceInfo{{Name: "eth0"}}},
 	}
-	got, _ := transformL2Status(in)
+	got, _ := transformStatus(in)
 	want := &v1beta1.ServiceL2Status{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "lb", Name: "l2-abcde", ResourceVersion: "9",
 			Labels: map[string]string{LabelAnnounceNode: "n", LabelServiceName: "web", LabelServiceNamespace: "ns"}},

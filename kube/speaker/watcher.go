@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -25,6 +26,7 @@ import (
 	"github.com/switchyard-lb/switchyard/core/speaker"
 	"github.com/switchyard-lb/switchyard/kube/kubeconv"
 	"github.com/switchyard-lb/switchyard/kube/metrics"
+	"github.com/switchyard-lb/switchyard/netio"
 )
 
 // Event reasons. nodeAssigned and announceFailed are MetalLB's, on the Service.
@@ -67,6 +69,12 @@ type Options struct {
 	Owner *metav1.OwnerReference
 	// SkipNameValidation allows several watchers in one process (tests).
 	SkipNameValidation bool
+	// BGPNode, when set, is the node's packet I/O (the binding's): BGP runs on it while the
+	// configuration has BGPPeers that apply to this node, and ServiceBGPStatus objects report
+	// what it advertises. Nil runs layer 2 only.
+	BGPNode netio.Node
+	// Logger receives BGP session events; nil discards them.
+	Logger *slog.Logger
 }
 
 func (o *Options) validate() error {
@@ -92,7 +100,12 @@ type Watcher struct {
 	events    *eventWriter
 	log       logr.Logger
 
-	status *statusWriter
+	// l2 and l2Status write the ServiceL2Status objects; bgp and bgpStatus run BGP and
+	// write the ServiceBGPStatus objects (both nil without Options.BGPNode).
+	l2        *l2Status
+	l2Status  *statusWriter
+	bgp       *bgpRunner
+	bgpStatus *statusWriter
 
 	mu sync.Mutex
 	// failed remembers, per Service, the announceFailed message last reported, so that a
@@ -132,11 +145,10 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 		endpointsFed: map[speaker.ServiceKey]bool{},
 	}
 	w.events = newEventWriter(w.client, opts.NodeName, w.log)
-	w.status = newStatusWriter(w)
-	if err := metrics.Register(metrics.SpeakerCollectors()); err != nil {
-		return nil, fmt.Errorf("kube/speaker: registering metrics: %w", err)
-	}
-	for _, setup := range []struct {
+	w.l2 = &l2Status{owned: map[speaker.ServiceKey][]ownedVIP{}}
+	w.l2Status = newStatusWriter(w, w.l2)
+	w.l2.writer = w.l2Status
+	setups := []struct {
 		what string
 		fn   func(manager.Manager) error
 	}{
@@ -145,8 +157,28 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 		{"EndpointSlices", w.setupEndpoints},
 		{"Nodes", w.setupNodes},
 		{"heartbeat Secret", w.setupSecret},
-		{"ServiceL2Status", w.status.setup},
-	} {
+		{"ServiceL2Status", w.l2Status.setup},
+	}
+	if opts.BGPNode != nil {
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		w.bgp = newBGPRunner(w, opts.BGPNode, log)
+		w.bgpStatus = newStatusWriter(w, bgpStatus{r: w.bgp})
+		w.bgp.writer = w.bgpStatus
+		setups = append(setups, struct {
+			what string
+			fn   func(manager.Manager) error
+		}{"ServiceBGPStatus", w.bgpStatus.setup})
+		if err := mgr.Add(w.bgp); err != nil {
+			return nil, fmt.Errorf("kube/speaker: adding the BGP runner: %w", err)
+		}
+	}
+	if err := metrics.Register(metrics.SpeakerCollectors()); err != nil {
+		return nil, fmt.Errorf("kube/speaker: registering metrics: %w", err)
+	}
+	for _, setup := range setups {
 		if err := setup.fn(mgr); err != nil {
 			return nil, fmt.Errorf("kube/speaker: watching %s: %w", setup.what, err)
 		}
@@ -157,7 +189,7 @@ func New(mgr manager.Manager, an Announcer, opts Options) (*Watcher, error) {
 // HandleEvent takes an event of the node's speaker. It is called under the speaker's lock, so
 // it only records ownership changes and queues the Services concerned; their status objects
 // and events are written by the status loop.
-func (w *Watcher) HandleEvent(ev speaker.Event) { w.status.handleEvent(ev) }
+func (w *Watcher) HandleEvent(ev speaker.Event) { w.l2.handleEvent(ev) }
 
 func (w *Watcher) controllerOptions() controller.Options {
 	return controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &w.opts.SkipNameValidation}
@@ -195,6 +227,13 @@ func (w *Watcher) reconcileConfig(ctx context.Context, _ reconcile.Request) (rec
 	if err == nil {
 		err = w.an.SetConfig(cfg)
 	}
+	if err == nil && w.bgp != nil {
+		// A peer that cannot start is logged; the others run and layer 2 keeps the
+		// configuration.
+		if bgpErr := w.bgp.setConfig(ctx, cfg); bgpErr != nil {
+			w.log.Error(bgpErr, "BGP could not apply the whole configuration")
+		}
+	}
 	if err != nil {
 		w.configRejected(ctx, err)
 		return reconcile.Result{}, nil // retrying cannot help: the next change of the objects will
@@ -204,7 +243,8 @@ func (w *Watcher) reconcileConfig(ctx context.Context, _ reconcile.Request) (rec
 	w.mu.Unlock()
 	metrics.ConfigLoaded.Set(1)
 	metrics.ConfigStale.Set(0)
-	w.log.Info("configuration loaded", "pools", len(cfg.Pools), "l2Advertisements", len(cfg.L2Advertisements))
+	w.log.Info("configuration loaded", "pools", len(cfg.Pools), "l2Advertisements", len(cfg.L2Advertisements),
+		"bgpAdvertisements", len(cfg.BGPAdvertisements), "bgpPeers", len(cfg.Peers))
 	return reconcile.Result{}, nil
 }
 
@@ -264,6 +304,9 @@ func (w *Watcher) reconcileServices(ctx context.Context, _ reconcile.Request) (r
 		metrics.UpdateErrors.Inc()
 		return reconcile.Result{}, fmt.Errorf("handing %d Services to the speaker: %w", len(svcs), err)
 	}
+	if w.bgp != nil {
+		w.bgp.setServices(svcs)
+	}
 	return reconcile.Result{}, nil
 }
 
@@ -300,8 +343,9 @@ func (w *Watcher) forgetFailures(seen map[speaker.ServiceKey]bool) {
 
 // setupEndpoints watches EndpointSlices and Services; each change re-reads the endpoints of
 // its Service. Only Services with externalTrafficPolicy Local get theirs handed to the
-// speaker: the election looks at endpoints for those only, and every endpoint change makes
-// the speaker re-run its election.
+// layer-2 speaker: the election looks at endpoints for those only, and every endpoint change
+// makes the speaker re-run its election. While BGP runs, every announced Service's endpoints
+// go to it (a Service is advertised only while one of its endpoints is ready).
 func (w *Watcher) setupEndpoints(mgr manager.Manager) error {
 	toService := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		name := obj.GetLabels()[labelServiceName]
@@ -320,12 +364,30 @@ func (w *Watcher) setupEndpoints(mgr manager.Manager) error {
 func (w *Watcher) reconcileEndpoints(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := speaker.ServiceKey{Namespace: req.Namespace, Name: req.Name}
 	var svc corev1.Service
-	local := false
+	local, isAnnounced := false, false
 	switch err := w.client.Get(ctx, req.NamespacedName, &svc); {
 	case err == nil:
-		local = announced(&svc, w.opts.LoadBalancerClass) && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+		isAnnounced = announced(&svc, w.opts.LoadBalancerClass)
+		local = isAnnounced && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	case !apierrors.IsNotFound(err):
 		return reconcile.Result{}, err
+	}
+	readEndpoints := func() ([]speaker.Endpoint, error) {
+		var list discoveryv1.EndpointSliceList
+		if err := w.client.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels{labelServiceName: req.Name}); err != nil {
+			return nil, err
+		}
+		// An empty list, not nil: a Local Service without endpoints has no eligible node.
+		return endpointsFromSlices(list.Items), nil
+	}
+	if w.bgp != nil {
+		read := readEndpoints
+		if !isAnnounced {
+			read = func() ([]speaker.Endpoint, error) { return nil, nil }
+		}
+		if err := w.bgp.setEndpoints(key, read); err != nil {
+			return reconcile.Result{}, fmt.Errorf("handing the endpoints of %s to BGP: %w", key, err)
+		}
 	}
 	w.mu.Lock()
 	fed := w.endpointsFed[key]
@@ -341,12 +403,10 @@ func (w *Watcher) reconcileEndpoints(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, nil
 	}
-	var list discoveryv1.EndpointSliceList
-	if err := w.client.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingLabels{labelServiceName: req.Name}); err != nil {
+	eps, err := readEndpoints()
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// An empty list, not nil: a Local Service without endpoints has no eligible node.
-	eps := endpointsFromSlices(list.Items)
 	if err := w.an.SetEndpoints(key, eps); err != nil {
 		return reconcile.Result{}, fmt.Errorf("handing the endpoints of %s to the speaker: %w", key, err)
 	}
@@ -369,9 +429,21 @@ func (w *Watcher) reconcileNodes(ctx context.Context, _ reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	nodes := make([]speaker.Node, 0, len(list.Items))
+	var ownLabels map[string]string
+	ownEligible := false
 	for i := range list.Items {
-		if n := &list.Items[i]; nodeEligible(n) {
+		n := &list.Items[i]
+		if n.Name == w.opts.NodeName {
+			ownLabels, ownEligible = n.Labels, nodeEligible(n)
+		}
+		if nodeEligible(n) {
 			nodes = append(nodes, speaker.Node{Name: n.Name, Labels: n.Labels})
+		}
+	}
+	if w.bgp != nil {
+		// A node that may not announce (or has no Node object yet) runs no BGP.
+		if err := w.bgp.setNode(ctx, ownLabels, ownEligible); err != nil {
+			w.log.Error(err, "BGP could not start every session")
 		}
 	}
 	if err := w.an.SetNodes(nodes); err != nil {
