@@ -35,7 +35,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "speaker", summary: "announce Service addresses from this node (ARP/NDP)", run: runSpeaker})
+	register(&command{name: "speaker", summary: "announce Service addresses from this node (ARP/NDP, BGP)", run: runSpeaker})
 }
 
 const speakerSynopsis = `usage: switchyard speaker --node-name NODE [FLAGS]
@@ -43,8 +43,11 @@ const speakerSynopsis = `usage: switchyard speaker --node-name NODE [FLAGS]
 Runs the speaker of one node: watches the LoadBalancer Services, their EndpointSlices, the
 Nodes and the metallb.io configuration of its namespace, decides with the other speakers
 (through authenticated heartbeat frames on each segment) which node answers for each
-address, and answers ARP and NDP for the addresses this node owns, on raw sockets. It writes
-a ServiceL2Status per Service it announces and nodeAssigned / announceFailed events.
+address, and answers ARP and NDP for the addresses this node owns, on raw sockets. While the
+configuration has BGPPeers that apply to the node, it also runs a BGP session to each of them
+(kernel TCP) and advertises the addresses its BGPAdvertisements select, while the Service has
+a ready endpoint. It writes a ServiceL2Status per Service it announces on layer 2, a
+ServiceBGPStatus per Service it advertises by BGP, and nodeAssigned / announceFailed events.
 
 The heartbeat key is read from a Secret in the namespace (the controller generates it); the
 speaker waits for it before announcing anything, and restarts when it changes.`
@@ -204,6 +207,10 @@ func startSpeaker(ctx context.Context, f speakerFlags, exclude *regexp.Regexp, s
 		HeartbeatKey:         key,
 		OnHeartbeatKeyChange: func() { cancel(errHeartbeatKeyChanged) },
 		Owner:                owner,
+		// BGP sees every interface (a peer may be reached through one the speaker does not
+		// answer ARP on); its sessions stop when the manager does.
+		BGPNode: raw,
+		Logger:  slogger.With("component", "bgp"),
 	})
 	if err != nil {
 		return err
