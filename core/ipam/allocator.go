@@ -40,7 +40,7 @@ type Allocator struct {
 	st *store
 	// holders map an address in use to the id of its first holder; further holders of a
 	// shared address are chained through extension.next.
-	holdersV4 map[uint32]uint32
+	holdersV4 *v4Holders
 	holdersV6 map[u128]uint32
 	// shared lists, per sharing key, the addresses held under that key.
 	shared map[string][]familyAddr
@@ -63,7 +63,7 @@ func New(cfg *config.Config, opts Options) *Allocator {
 	a := &Allocator{
 		opts:      opts,
 		st:        newStore(),
-		holdersV4: map[uint32]uint32{},
+		holdersV4: newV4Holders(),
 		holdersV6: map[u128]uint32{},
 		shared:    map[string][]familyAddr{},
 	}

@@ -14,7 +14,7 @@ func (a *Allocator) isInUse(f Family, x u128) bool { return a.head(f, x) != 0 }
 // head returns the first holder of x, or 0.
 func (a *Allocator) head(f Family, x u128) uint32 {
 	if f == IPv4 {
-		return a.holdersV4[uint32(x.lo)]
+		return a.holdersV4.get(uint32(x.lo))
 	}
 	return a.holdersV6[x]
 }
@@ -22,10 +22,8 @@ func (a *Allocator) head(f Family, x u128) uint32 {
 // setHead makes id the first holder of x; id 0 frees the address.
 func (a *Allocator) setHead(f Family, x u128, id uint32) {
 	switch {
-	case f == IPv4 && id == 0:
-		delete(a.holdersV4, uint32(x.lo))
 	case f == IPv4:
-		a.holdersV4[uint32(x.lo)] = id
+		a.holdersV4.set(uint32(x.lo), id)
 	case id == 0:
 		delete(a.holdersV6, x)
 	default:

@@ -3,6 +3,7 @@ package ipam
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -212,6 +213,45 @@ func TestBatchSortAgainstModel(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%d Services: batch order %v, want %v", n, got, want)
+		}
+	}
+}
+
+// TestV4HoldersAgainstMap drives the paged IPv4 holder table and a map with the same random
+// sets and deletions, over addresses dense enough to fill pages and to empty them again.
+func TestV4HoldersAgainstMap(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 11))
+	h := newV4Holders()
+	model := map[uint32]uint32{}
+	for step := range 50000 {
+		x := uint32(0x0a000000 + rnd.IntN(200))
+		if rnd.IntN(50) == 0 {
+			x = rnd.Uint32() // a lone address in its own page
+		}
+		if got := h.get(x); got != model[x] {
+			t.Fatalf("step %d: get(%#x) = %d, want %d", step, x, got, model[x])
+		}
+		id := uint32(rnd.IntN(3)) // 0 frees the address
+		h.set(x, id)
+		if id == 0 {
+			delete(model, x)
+		} else {
+			model[x] = id
+		}
+	}
+	if h.len() != len(model) {
+		t.Fatalf("len %d, model %d", h.len(), len(model))
+	}
+	got := map[uint32]uint32{}
+	for x, id := range h.all() {
+		got[x] = id
+	}
+	if !maps.Equal(got, model) {
+		t.Fatalf("all() yields %d addresses, model has %d", len(got), len(model))
+	}
+	for key, p := range h.pages {
+		if p.used == 0 {
+			t.Fatalf("page %#x is empty but kept", key)
 		}
 	}
 }

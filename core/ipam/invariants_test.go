@@ -106,10 +106,15 @@ func invariantError(a *Allocator) error {
 		}
 		return nil
 	}
-	for v4, head := range a.holdersV4 {
+	v4InUse := 0
+	for v4, head := range a.holdersV4.all() {
+		v4InUse++
 		if err := checkAddr(IPv4, u128{lo: uint64(v4)}, head); err != nil {
 			return err
 		}
+	}
+	if v4InUse != a.holdersV4.len() {
+		return fmt.Errorf("IPv4 holder table lists %d addresses but counts %d", v4InUse, a.holdersV4.len())
 	}
 	for x, head := range a.holdersV6 {
 		if err := checkAddr(IPv6, x, head); err != nil {

@@ -49,9 +49,7 @@ func (a *Allocator) Restore(svcs []Service) []*AllocationError {
 func (a *Allocator) restore(b *batch) []*AllocationError {
 	// Size the indexes for the batch up front instead of growing them step by step.
 	a.st.reserve(len(b.keys))
-	if len(a.holdersV4) == 0 {
-		a.holdersV4 = make(map[uint32]uint32, len(b.keys))
-	}
+	a.holdersV4.reserve(len(b.keys))
 	refused := make([]*AllocationError, len(b.keys))
 	claimed := make([]uint32, 0, len(b.keys))
 	orderFree := true
@@ -170,7 +168,7 @@ func (a *Allocator) SetConfig(cfg *config.Config) []Change {
 		r.poolFlags = r.poolFlags&^poolMask | uint32(m.newPool)
 	}
 	// The new ranges start empty: tell them which of their addresses are in use.
-	for v4 := range a.holdersV4 {
+	for v4 := range a.holdersV4.all() {
 		x := u128{lo: uint64(v4)}
 		if _, r, ok := a.locate(IPv4, x); ok {
 			r.take(x)
