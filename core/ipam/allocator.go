@@ -95,6 +95,7 @@ func (a *Allocator) setPools(cfg *config.Config) {
 		}
 		i := len(a.pools)
 		p := newPool(pc)
+		p.index = i
 		a.pools = append(a.pools, p)
 		a.poolByName[pc.Name] = i
 		switch {

@@ -12,7 +12,8 @@ import (
 
 // pool is the allocator's state for one configured pool.
 type pool struct {
-	cfg *config.Pool
+	cfg   *config.Pool
+	index int // in Allocator.pools
 	// ranges holds the pool's ranges per family (index Family.index()), in address order.
 	ranges [2][]*addrRange
 }

@@ -97,7 +97,7 @@ func (a *Allocator) search(svc *Service, kh keyHash, fams []Family, stages ...[]
 				for i, f := range fams {
 					ips[i] = got[i].addr(f)
 				}
-				return a.claim(svc, kh, ips, a.poolByName[p.name()], fams[0]), nil
+				return a.claim(svc, kh, ips, p.index, fams[0]), nil
 			}
 			for i := range fams {
 				if ok[i] && single[i] == nil {
@@ -108,7 +108,7 @@ func (a *Allocator) search(svc *Service, kh keyHash, fams []Family, stages ...[]
 		if svc.FamilyPolicy == PreferDualStack && len(fams) == 2 {
 			for i, s := range single {
 				if s != nil {
-					return a.claim(svc, kh, []netip.Addr{s.addr.addr(fams[i])}, a.poolByName[s.p.name()], fams[0]), nil
+					return a.claim(svc, kh, []netip.Addr{s.addr.addr(fams[i])}, s.p.index, fams[0]), nil
 				}
 			}
 		}

@@ -231,23 +231,37 @@ func (b *batch) compareKeys(x, y batchKey) int {
 // newBatch collects the Services of svcs that include accepts, sorted by namespace/name when
 // sortByKey is set.
 func newBatch(svcs []Service, include func(*Service) bool, sortByKey bool) *batch {
-	ranks := map[string]uint32{}
+	// Number namespaces in order of appearance first, so that each Service costs one map
+	// lookup, then turn those numbers into ranks.
+	seen := map[string]uint32{}
+	var names []string // by number of appearance
 	b := &batch{svcs: svcs, keys: make([]batchKey, 0, len(svcs)), sorted: sortByKey}
 	for i := range svcs {
 		s := &svcs[i]
 		if include(s) {
-			ranks[s.Namespace] = 0
-			b.keys = append(b.keys, batchKey{prefix: namePrefix(s.Name), idx: int32(i)})
+			n, ok := seen[s.Namespace]
+			if !ok {
+				n = uint32(len(names))
+				seen[s.Namespace] = n
+				names = append(names, s.Namespace)
+			}
+			b.keys = append(b.keys, batchKey{prefix: namePrefix(s.Name), ns: n, idx: int32(i)})
 		}
 	}
-	for r, ns := range slices.Sorted(maps.Keys(ranks)) {
-		ranks[ns] = uint32(r)
+	byName := make([]uint32, len(names)) // numbers sorted by namespace
+	for i := range byName {
+		byName[i] = uint32(i)
+	}
+	slices.SortFunc(byName, func(x, y uint32) int { return strings.Compare(names[x], names[y]) })
+	rank := make([]uint32, len(names)) // number -> rank
+	for r, n := range byName {
+		rank[n] = uint32(r)
 	}
 	for i := range b.keys {
-		b.keys[i].ns = ranks[svcs[b.keys[i].idx].Namespace]
+		b.keys[i].ns = rank[b.keys[i].ns]
 	}
 	if sortByKey {
-		b.sortByKey(len(ranks))
+		b.sortByKey(len(names))
 	}
 	return b
 }

@@ -4,7 +4,7 @@ import "hash/maphash"
 
 // The assignment store is laid out for memory: an IPv4 assignment costs a 32-byte record, a
 // 4-byte slot in the key index (at most 3/4 full) and a 5-byte entry in the IPv4 holder table
-// (see v4Holders), about 45 bytes in all, which the benchmark measures. Rarely used data (IPv6 addresses, sharing
+// (see v4Holders), about 50 bytes in all, which the benchmark measures. Rarely used data (IPv6 addresses, sharing
 // details) lives in a side table only the Services that need it pay for.
 
 // record is one Service's assignment. Records are addressed by id; id 0 means "none".
