@@ -47,12 +47,16 @@ type bgpRunner struct {
 	advertised map[speaker.ServiceKey][]string
 	// updatesSeen is the UPDATE count of each peer last added to the updates metric.
 	updatesSeen map[string]uint64
+	// fed holds the Services whose endpoints BGP has, so that the endpoint changes of
+	// Services that are not announced (most of a cluster's) are not handed over.
+	fed map[speaker.ServiceKey]bool
 
 	writer *statusWriter
 }
 
 func newBGPRunner(w *Watcher, node netio.Node, log *slog.Logger) *bgpRunner {
-	return &bgpRunner{w: w, node: node, log: log, advertised: map[speaker.ServiceKey][]string{}, updatesSeen: map[string]uint64{}}
+	return &bgpRunner{w: w, node: node, log: log, advertised: map[speaker.ServiceKey][]string{},
+		updatesSeen: map[string]uint64{}, fed: map[speaker.ServiceKey]bool{}}
 }
 
 // active reports whether BGP runs; the watchers then fetch every announced Service's
@@ -109,16 +113,14 @@ func (r *bgpRunner) reconsider(ctx context.Context) error {
 		b, err := attach.StartBGP(r.node, r.cfg, attach.BGPOptions{
 			NodeName: r.w.opts.NodeName, NodeLabels: r.labels, Seed: uint64(time.Now().UnixNano()), Logger: r.log,
 		})
-		if err != nil && b == nil {
-			return err
+		if err != nil {
+			return err // it names the peers that cannot start; the next configuration retries
 		}
 		r.bgp = b
-		r.log.Info("BGP started", slog.Int("peers", len(b.Peers())))
-		if rerr := r.resync(ctx); rerr != nil {
-			return rerr
-		}
+		r.log.Info("BGP started", slog.Any("peers", b.Peers()))
+		err = r.resync(ctx)
 		r.refresh()
-		return err // peers that could not start are named; the others run
+		return err
 	}
 	r.refresh()
 	return nil
@@ -132,16 +134,22 @@ func (r *bgpRunner) resync(ctx context.Context) error {
 	if err := r.w.client.List(ctx, &all); err != nil {
 		return err
 	}
-	byService := map[speaker.ServiceKey][]discoveryv1.EndpointSlice{}
+	// Only the slices of announced Services are grouped: most of a cluster's are not.
+	clear(r.fed)
+	byService := make(map[speaker.ServiceKey][]discoveryv1.EndpointSlice, len(r.services))
+	for _, svc := range r.services {
+		byService[svc.Key()] = nil
+		r.fed[svc.Key()] = true
+	}
 	for _, es := range all.Items {
-		if name := es.Labels[labelServiceName]; name != "" {
-			key := speaker.ServiceKey{Namespace: es.Namespace, Name: name}
-			byService[key] = append(byService[key], es)
+		key := speaker.ServiceKey{Namespace: es.Namespace, Name: es.Labels[labelServiceName]}
+		if items, ok := byService[key]; ok {
+			byService[key] = append(items, es)
 		}
 	}
-	eps := make(map[speaker.ServiceKey][]speaker.Endpoint, len(r.services))
-	for _, svc := range r.services {
-		eps[svc.Key()] = endpointsFromSlices(byService[svc.Key()])
+	eps := make(map[speaker.ServiceKey][]speaker.Endpoint, len(byService))
+	for key, items := range byService {
+		eps[key] = endpointsFromSlices(items)
 	}
 	r.bgp.SetAllEndpoints(eps)
 	return nil
@@ -158,14 +166,23 @@ func (r *bgpRunner) setServices(svcs []speaker.Service) {
 	}
 }
 
-// setEndpoints reads one Service's endpoints with read and hands them over, under the
-// runner's lock so that a concurrent resync cannot overwrite them with older ones.
-func (r *bgpRunner) setEndpoints(key speaker.ServiceKey, read func() ([]speaker.Endpoint, error)) error {
+// setEndpoints reads the endpoints of an announced Service with read and hands them over,
+// under the runner's lock so that a concurrent resync cannot overwrite them with older ones.
+// A Service no longer announced has its endpoints forgotten.
+func (r *bgpRunner) setEndpoints(key speaker.ServiceKey, isAnnounced bool, read func() ([]speaker.Endpoint, error)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.bgp == nil {
 		return nil
 	}
+	if !isAnnounced {
+		if r.fed[key] {
+			r.bgp.SetEndpoints(key, nil)
+			delete(r.fed, key)
+		}
+		return nil
+	}
+	r.fed[key] = true
 	eps, err := read()
 	if err != nil {
 		return err
@@ -195,6 +212,7 @@ func (r *bgpRunner) stopLocked() {
 	r.bgp.Stop()
 	r.bgp = nil
 	clear(r.updatesSeen)
+	clear(r.fed)
 	r.log.Info("BGP stopped")
 }
 
@@ -306,6 +324,9 @@ func (r *bgpRunner) Start(ctx context.Context) error {
 		}
 	}
 }
+
+// NeedLeaderElection says the runner runs on every speaker: it is not a leader's job.
+func (r *bgpRunner) NeedLeaderElection() bool { return false }
 
 // bgpPollInterval is how often the session metrics are sampled.
 const bgpPollInterval = 2 * time.Second

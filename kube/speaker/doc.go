@@ -1,7 +1,9 @@
 // Package speaker connects a node's speaker to Kubernetes: it watches Services,
 // EndpointSlices, Nodes, the metallb.io configuration and the heartbeat Secret, feeds them to
 // core/speaker as plain inputs (through an Announcer, normally netio/attach's Binding), and
-// writes ServiceL2Status objects and events for what this node announces.
+// writes ServiceL2Status objects and events for what this node announces. Given the node's
+// packet I/O (Options.BGPNode), it also runs netio/attach's BGP while BGPPeers apply to the
+// node and writes a ServiceBGPStatus per Service advertised.
 //
 // Every loop runs on one controller-runtime manager whose cache (CacheOptions) holds only
 // what the speaker reads, cut down by transforms, because a speaker runs on every node:
@@ -15,12 +17,21 @@
 //     Service whose addresses cannot be announced (a hostname, two addresses of one family)
 //     is left out with an announceFailed event.
 //   - EndpointSlices: for Services with externalTrafficPolicy Local (the only ones whose
-//     election looks at endpoints), the nodes of their endpoints and their readiness.
+//     election looks at endpoints), the nodes of their endpoints and their readiness. While
+//     BGP runs, those of every announced Service go to it too: BGP advertises a Service only
+//     while one of its endpoints is ready (for Local ones, on this node).
+//   - BGP: started when the valid configuration has a BGPPeer whose node selectors match
+//     this node's labels (and the node may announce), with a resync of every Service and its
+//     endpoints from the cache; stopped when none does, restarted when the node's labels
+//     change, and stopped (Cease to every peer) when the manager stops. The session_up,
+//     updates and announced_prefixes metrics are sampled from the sessions.
 //   - Nodes: names and labels of the nodes that may announce (not excluded from load
 //     balancers, network available), for the L2Advertisements' node selectors.
 //   - the heartbeat Secret: the key is read once before the speaker starts
 //     (WaitForHeartbeatKey); a change is reported so the process restarts with the new key.
 //   - status: the speaker's own/disown events drive one ServiceL2Status per announced
 //     Service, named and labelled as MetalLB's (generated "l2-" names, metallb.io/node,
-//     metallb.io/service-name, metallb.io/service-namespace), and a nodeAssigned event.
+//     metallb.io/service-name, metallb.io/service-namespace), and a nodeAssigned event. The
+//     BGP tables drive one ServiceBGPStatus ("bgp-") per advertised Service, listing the
+//     peers it is advertised to, through the same status loop.
 package speaker

@@ -381,11 +381,7 @@ func (w *Watcher) reconcileEndpoints(ctx context.Context, req reconcile.Request)
 		return endpointsFromSlices(list.Items), nil
 	}
 	if w.bgp != nil {
-		read := readEndpoints
-		if !isAnnounced {
-			read = func() ([]speaker.Endpoint, error) { return nil, nil }
-		}
-		if err := w.bgp.setEndpoints(key, read); err != nil {
+		if err := w.bgp.setEndpoints(key, isAnnounced, readEndpoints); err != nil {
 			return reconcile.Result{}, fmt.Errorf("handing the endpoints of %s to BGP: %w", key, err)
 		}
 	}
