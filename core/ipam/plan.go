@@ -115,7 +115,7 @@ func Plan(oldCfg, newCfg *config.Config, svcs []Service, opts Options) []PlanEnt
 // explain turns a refusal to keep addresses into a reason that names the configuration
 // change behind it.
 func explain(err *AllocationError, oldPool string, next *Allocator) string {
-	if errors.Is(err, ErrOutsidePools) && oldPool != "" {
+	if err.Kind == ErrOutsidePools && oldPool != "" {
 		if _, ok := next.poolByName[oldPool]; !ok {
 			return "pool " + strconv.Quote(oldPool) + " was removed"
 		}

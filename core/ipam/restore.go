@@ -1,7 +1,6 @@
 package ipam
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -82,7 +81,7 @@ func (a *Allocator) restore(b *batch) []*AllocationError {
 func (a *Allocator) restoreOne(svc *Service, refusal **AllocationError, claimed *[]uint32) bool {
 	fams, err := a.admit(svc)
 	if err != nil {
-		if !errors.Is(err, ErrNotHandled) {
+		if err.Kind != ErrNotHandled {
 			*refusal = err
 		}
 		return true
@@ -97,7 +96,7 @@ func (a *Allocator) restoreOne(svc *Service, refusal **AllocationError, claimed 
 	ips := unmapAll(svc.CurrentIPs)
 	p, err := a.checkKeep(0, svc, fams, ips)
 	if err != nil {
-		if claimed != nil && errors.Is(err, ErrSharingConflict) {
+		if claimed != nil && err.Kind == ErrSharingConflict {
 			return false
 		}
 		*refusal = err
