@@ -271,3 +271,21 @@ func TestTransformL2StatusKeepsNameLabelsAndStatus(t *testing.T) {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
 }
+
+func TestTransformBGPStatusKeepsNameLabelsAndStatus(t *testing.T) {
+	in := &v1beta1.ServiceBGPStatus{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "lb", Name: "bgp-abcde", GenerateName: "bgp-", UID: "u", ResourceVersion: "9", Generation: 1,
+			Labels:          map[string]string{LabelAnnounceNode: "n", LabelServiceName: "web", LabelServiceNamespace: "ns"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "Pod", Name: "speaker-x"}}},
+		Status: v1beta1.MetalLBServiceBGPStatus{Node: "n", ServiceName: "web", ServiceNamespace: "ns", Peers: []string{"tor-a", "tor-b"}},
+	}
+	got, _ := transformStatus(in)
+	want := &v1beta1.ServiceBGPStatus{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "lb", Name: "bgp-abcde", ResourceVersion: "9",
+			Labels: map[string]string{LabelAnnounceNode: "n", LabelServiceName: "web", LabelServiceNamespace: "ns"}},
+		Status: in.Status,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+}
