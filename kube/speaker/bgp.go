@@ -284,15 +284,24 @@ func (r *bgpRunner) peersOf(key speaker.ServiceKey) ([]string, bool) {
 	return slices.Clone(peers), ok
 }
 
-// pollSessions sets the session_up and updates metrics from the sessions' counters; the
-// sessions change state on their own goroutines, so the metrics are sampled.
+// pollSessions sets the session_up and updates metrics from the sessions' counters (the
+// sessions change state on their own goroutines, so the metrics are sampled), and drops the
+// metrics of peers that are gone.
 func (r *bgpRunner) pollSessions() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.bgp == nil {
 		return
 	}
-	for _, peer := range r.bgp.Peers() {
+	peers := r.bgp.Peers()
+	for peer := range r.updatesSeen {
+		if !slices.Contains(peers, peer) { // a peer the configuration dropped
+			metrics.BGPSessionUp.DeleteLabelValues(peer)
+			metrics.BGPAnnouncedPrefixes.DeleteLabelValues(peer)
+			delete(r.updatesSeen, peer)
+		}
+	}
+	for _, peer := range peers {
 		st, ok := r.bgp.Stats(peer)
 		if !ok {
 			continue
