@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/switchyard-lb/switchyard/core/l2"
 )
 
 // ServiceKey identifies a Service.
@@ -71,17 +73,12 @@ type Interface struct {
 	Up bool
 }
 
-// Transmit is a frame to send on an interface.
-type Transmit struct {
-	Interface string
-	Frame     []byte
-}
+// Transmit is a frame to send on an interface; the speaker's frames are core/l2's and its own
+// heartbeats, so it is core/l2's type.
+type Transmit = l2.Transmit
 
-// Group is an IPv6 multicast group membership on an interface.
-type Group struct {
-	Interface string
-	Addr      netip.Addr
-}
+// Group is an IPv6 multicast group membership on an interface (core/l2's type).
+type Group = l2.Group
 
 // Output is what the speaker asks its caller to do after an input, and what happened.
 // Frames must be sent in order before the next call into the Speaker: they may alias buffers
