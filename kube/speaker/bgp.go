@@ -353,11 +353,7 @@ func (bgpStatus) list(ctx context.Context, rd client.Reader, opts ...client.List
 	if err := rd.List(ctx, &list, opts...); err != nil {
 		return nil, err
 	}
-	out := make([]client.Object, 0, len(list.Items)+1)
-	for i := range list.Items {
-		out = append(out, &list.Items[i])
-	}
-	return out, nil
+	return objects(list.Items), nil
 }
 
 func (k bgpStatus) announced(key speaker.ServiceKey) bool {

@@ -283,11 +283,7 @@ func (*l2Status) list(ctx context.Context, r client.Reader, opts ...client.ListO
 	if err := r.List(ctx, &list, opts...); err != nil {
 		return nil, err
 	}
-	out := make([]client.Object, 0, len(list.Items)+1)
-	for i := range list.Items {
-		out = append(out, &list.Items[i])
-	}
-	return out, nil
+	return objects(list.Items), nil
 }
 
 // handleEvent records an ownership change and queues its Service. It never blocks.
@@ -344,4 +340,17 @@ func (l *l2Status) setStatus(obj client.Object, node string, key speaker.Service
 	}
 	st.Status = want
 	return true
+}
+
+// objects returns pointers to the listed items as client.Objects (capacity one more than
+// their number, as both status kinds' list methods had it).
+func objects[T any, PT interface {
+	*T
+	client.Object
+}](items []T) []client.Object {
+	out := make([]client.Object, 0, len(items)+1)
+	for i := range items {
+		out = append(out, PT(&items[i]))
+	}
+	return out
 }
