@@ -318,11 +318,7 @@ func (n *Node) ListenTCP(local netip.AddrPort, opts netio.TCPOptions) (net.Liste
 		ep.Close()
 		return nil, err
 	}
-	addr := fullAddress(local)
-	if local.Addr().IsUnspecified() {
-		addr.Addr = tcpip.Address{}
-	}
-	if terr := ep.Bind(addr); terr != nil {
+	if terr := ep.Bind(fullAddress(local)); terr != nil {
 		ep.Close()
 		return nil, fmt.Errorf("netstack: listen %s: %s", local, terr)
 	}
@@ -368,9 +364,11 @@ func protocolOf(a netip.Addr) tcpip.NetworkProtocolNumber {
 	return ipv6.ProtocolNumber
 }
 
+// fullAddress converts ap for gVisor; an unspecified address (0.0.0.0, ::) becomes gVisor's
+// empty address, which is how it spells "any local address".
 func fullAddress(ap netip.AddrPort) tcpip.FullAddress {
 	fa := tcpip.FullAddress{Port: ap.Port()}
-	if ap.Addr().IsValid() {
+	if ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
 		fa.Addr = tcpip.AddrFromSlice(ap.Addr().AsSlice())
 	}
 	return fa

@@ -45,11 +45,7 @@ func (n *Node) ListenUDP(local netip.AddrPort, opts netio.UDPOptions) (netio.UDP
 		ep.Close()
 		return nil, err
 	}
-	addr := fullAddress(local)
-	if local.Addr().IsUnspecified() {
-		addr.Addr = tcpip.Address{}
-	}
-	if terr := ep.Bind(addr); terr != nil {
+	if terr := ep.Bind(fullAddress(local)); terr != nil {
 		ep.Close()
 		return nil, fmt.Errorf("netstack: listen UDP %s: %s", local, terr)
 	}
